@@ -1,0 +1,36 @@
+# r2-gateway: `make run` installs and starts the gateway; `make test` installs everything the tests
+# need (Python deps, Ceph RGW and the real clients) and runs the whole suite.
+PY      ?= python3
+VENV    := .venv
+BIN     := $(VENV)/bin
+PYTEST_ARGS ?=
+
+.PHONY: run install deps test unit bench clean
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+install: $(BIN)/python
+	$(BIN)/pip install -q -e .
+
+run: install
+	$(BIN)/r2-gateway serve $(if $(CONFIG),--config $(CONFIG),)
+
+deps: $(BIN)/python
+	$(BIN)/pip install -q -e '.[test]'
+	bash tests/upstreams/install-system-deps.sh
+	bash tests/clients/install-clients.sh
+
+test: deps
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS) tests
+
+unit: $(BIN)/python
+	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/python -m pytest -q tests/unit
+
+bench: deps
+	$(BIN)/python -m tests.bench.run $(BENCH_ARGS)
+
+clean:
+	rm -rf $(VENV) *.egg-info .pytest_cache

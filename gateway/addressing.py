@@ -1,0 +1,69 @@
+"""Host header and raw request target → bucket and key, in path- or virtual-hosted-style.
+
+The raw path is never normalised: ``..``, ``//``, ``%2F`` and ``+`` in a key are the key's own
+characters and must reach the upstream unchanged. Pure functions, no I/O.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import unquote
+
+from .errors import S3Error
+
+
+@dataclass(slots=True, frozen=True)
+class Address:
+    bucket: str | None
+    key: str | None
+    virtual_host: bool = False
+
+
+def parse_query(raw_query: str) -> dict[str, str]:
+    """Raw query string → {name: value} (percent-decoded; a bare name has value "")."""
+    out: dict[str, str] = {}
+    if not raw_query:
+        return out
+    for part in raw_query.split("&"):
+        if not part:
+            continue
+        name, _, value = part.partition("=")
+        out.setdefault(unquote(name), unquote(value))
+    return out
+
+
+def _host_bucket(host: str, domains: tuple[str, ...]) -> str | None:
+    if not domains or not host:
+        return None
+    if host.startswith("["):  # IPv6 literal
+        return None
+    hostname = host.rsplit(":", 1)[0].lower() if ":" in host else host.lower()
+    for domain in domains:
+        if hostname.endswith("." + domain):
+            return hostname[: -len(domain) - 1]
+    return None
+
+
+def parse(host: str, raw_path: str, domains: tuple[str, ...] = ()) -> Address:
+    """Split a request into bucket and key.
+
+    ``raw_path`` is the path as it came on the request line (no query). With virtual-hosted
+    style the whole path is the key; with path style the first segment is the bucket.
+    """
+    if not raw_path.startswith("/"):
+        raise S3Error("InvalidRequest", "The request target must be an absolute path.")
+    bucket = _host_bucket(host, domains)
+    if bucket is not None:
+        key = unquote(raw_path[1:], errors="strict") if len(raw_path) > 1 else None
+        return Address(bucket, key or None, True)
+    rest = raw_path[1:]
+    if not rest:
+        return Address(None, None)
+    name, slash, key = rest.partition("/")
+    try:
+        bucket = unquote(name, errors="strict")
+        key = unquote(key, errors="strict") if slash else ""
+    except UnicodeDecodeError:
+        raise S3Error("InvalidURI", "Couldn't parse the specified URI.", status=400) from None
+    if not bucket:
+        raise S3Error("InvalidBucketName", BucketName="")
+    return Address(bucket, key or None)

@@ -1,0 +1,133 @@
+"""``r2-gateway``: serve · compat · check-config."""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import sys
+
+from . import config
+
+
+def _run_serve(args) -> int:
+    try:
+        settings = config.load(args.config)
+    except config.ConfigError as e:
+        print(f"r2-gateway: {e}", file=sys.stderr)
+        return 2
+    if args.workers is not None:
+        settings = settings.model_copy(update={"workers": args.workers})
+    from .observability import configure_logging
+    configure_logging(settings.log_level)
+    if settings.workers > 1:
+        return _run_workers(settings)
+    return _serve_one(settings)
+
+
+def _serve_one(settings, reuse_port: bool = False, quiet: bool = False) -> int:
+    try:
+        import uvloop  # the faster event loop, where it is installed
+        runner = uvloop.run
+    except ImportError:  # pragma: no cover
+        runner = asyncio.run
+    from .app import serve
+    return runner(serve(settings, reuse_port=reuse_port, quiet=quiet))
+
+
+def _run_workers(settings) -> int:
+    """N processes on one port (SO_REUSEPORT); the parent forwards SIGTERM and waits for all."""
+    if settings.upstream.endpoint is None:
+        print("r2-gateway: --workers needs a configured upstream (the embedded one is per process)",
+              file=sys.stderr)
+        return 2
+    children = []
+    for i in range(settings.workers):
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                code = _serve_one(settings, reuse_port=True, quiet=i > 0)
+            finally:
+                os._exit(code)
+        children.append(pid)
+
+    def forward(signum, _frame):
+        for pid in children:
+            try:
+                os.kill(pid, signum)
+            except ProcessLookupError:
+                pass
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    code = 0
+    for pid in children:
+        while True:
+            try:
+                _, status = os.waitpid(pid, 0)
+                break
+            except InterruptedError:
+                continue
+        code = code or os.waitstatus_to_exitcode(status)
+    return code
+
+
+def _run_check(args) -> int:
+    if args.env:
+        for name, path in sorted(config.env_names().items()):
+            print(f"{name}\t{'.'.join(path)}")
+        return 0
+    try:
+        settings = config.load(args.path)
+        from .rules.profile import load_profile
+        load_profile(settings.profile)
+    except config.ConfigError as e:
+        print(f"r2-gateway: {e}", file=sys.stderr)
+        return 1
+    except Exception as e:  # a profile that does not load
+        print(f"r2-gateway: profile: {e}", file=sys.stderr)
+        return 1
+    print(f"ok: {args.path or '(environment only)'} (profile {settings.profile}, mode {settings.mode}, "
+          f"{len(settings.client_keys())} client key(s), upstream "
+          f"{settings.upstream.endpoint or 'embedded'})")
+    return 0
+
+
+def _run_compat(args) -> int:
+    from .rules.profile import load_profile
+    from .rules.render import render_json, render_markdown
+    name = args.profile
+    if name is None:
+        try:
+            name = config.load(args.config).profile
+        except config.ConfigError as e:
+            print(f"r2-gateway: {e}", file=sys.stderr)
+            return 2
+    profile = load_profile(name)
+    sys.stdout.write(render_markdown(profile) if args.format == "markdown" else render_json(profile))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="r2-gateway", description="Cloudflare R2's S3 dialect in front of any S3 store")
+    sub = p.add_subparsers(dest="command", required=True)
+    s = sub.add_parser("serve", help="run the gateway")
+    s.add_argument("--config", "-c", help="YAML config file (R2GW_* environment variables override it)")
+    s.add_argument("--workers", type=int, help="processes sharing the port (SO_REUSEPORT)")
+    s.set_defaults(func=_run_serve)
+    c = sub.add_parser("check-config", help="validate a config file (and the environment) without starting")
+    c.add_argument("path", nargs="?")
+    c.add_argument("--env", action="store_true", help="list every R2GW_* environment variable")
+    c.set_defaults(func=_run_check)
+    k = sub.add_parser("compat", help="print the compatibility table being enforced")
+    k.add_argument("--profile", help="profile name or path (default: the configured one)")
+    k.add_argument("--config", "-c")
+    k.add_argument("--format", choices=("markdown", "json"), default="markdown")
+    k.set_defaults(func=_run_compat)
+    args = p.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

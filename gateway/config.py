@@ -1,0 +1,254 @@
+"""One settings model: a YAML file, then ``R2GW_*`` environment overrides, then secret files; validated.
+
+Every key has exactly one environment name, derived from its path in the model:
+``upstream.secret_access_key`` ↔ ``R2GW_UPSTREAM_SECRET_ACCESS_KEY``. A secret may instead be read
+from a file named by the same variable with ``_FILE`` appended (Kubernetes Secret mounts), or by a
+``*_file`` key in YAML. ``R2GW_ACCESS_KEY_ID`` / ``R2GW_SECRET_ACCESS_KEY`` add one client key with
+full rights. Unknown keys are errors. pydantic was chosen because it is the maintained standard for
+typed validation in Python and names the failing key in its errors.
+"""
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any, Literal, Mapping
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+
+ENV_PREFIX = "R2GW_"
+
+Permission = Literal["admin-read-write", "admin-read-only", "object-read-write", "object-read-only"]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _hostport(value: str) -> str:
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"expected host:port, got {value!r}")
+    return value
+
+
+class TLS(_Model):
+    """Optional HTTPS listener (in addition to the plain one unless ``listen`` is empty)."""
+    cert: Path | None = None
+    key: Path | None = None
+    listen: str = "127.0.0.1:8443"
+
+    _check_listen = field_validator("listen")(lambda cls, v: _hostport(v))
+
+    @model_validator(mode="after")
+    def _both_or_none(self) -> "TLS":
+        if (self.cert is None) != (self.key is None):
+            raise ValueError("tls.cert and tls.key go together")
+        return self
+
+    @property
+    def enabled(self) -> bool:
+        return self.cert is not None
+
+
+class Timeouts(_Model):
+    """Upstream timeouts in seconds (httpx-style value object)."""
+    connect: float = Field(5.0, gt=0)
+    read: float = Field(300.0, gt=0)
+
+
+class Upstream(_Model):
+    endpoint: str | None = None
+    region: str = "us-east-1"
+    access_key_id: str | None = None
+    secret_access_key: SecretStr | None = None
+    # what the upstream is, for the quirks the gateway absorbs: auto guesses from the Server header
+    dialect: Literal["auto", "aws", "minio", "ceph", "moto"] = "auto"
+    max_connections: int = Field(256, ge=1)
+    verify_tls: bool = True
+    timeouts: Timeouts = Timeouts()
+
+    @field_validator("endpoint")
+    @classmethod
+    def _endpoint(cls, v: str | None) -> str | None:
+        if v is not None and not re.match(r"^https?://[^/]+/?$", v):
+            raise ValueError("must be http(s)://host[:port] with no path")
+        return v.rstrip("/") if v else v
+
+
+class ClientKey(_Model):
+    access_key_id: str = Field(min_length=1)
+    secret_access_key: SecretStr
+    permission: Permission = "admin-read-write"
+    # only the object-* permissions may be limited to buckets (R2's token model)
+    buckets: list[str] | None = None
+
+    @model_validator(mode="after")
+    def _scoping(self) -> "ClientKey":
+        if self.buckets is not None and not self.permission.startswith("object-"):
+            raise ValueError("only object-read-write and object-read-only keys may list buckets")
+        return self
+
+
+class Limits(_Model):
+    max_header_bytes: int = Field(16 * 1024, ge=1024)
+    keepalive_timeout: float = Field(75.0, gt=0)
+    client_read_timeout: float = Field(60.0, gt=0)
+    max_xml_body_bytes: int = Field(2 * 1024 * 1024, ge=1024)
+    clock_skew_seconds: int = Field(900, ge=0)
+
+
+class Metrics(_Model):
+    enabled: bool = True
+    # empty: serve /metrics on the main listener; host:port: a listener of its own
+    listen: str = ""
+
+
+class Settings(_Model):
+    listen: str = "127.0.0.1:8080"
+    tls: TLS = TLS()
+    upstream: Upstream = Upstream()
+    # R2GW_ACCESS_KEY_ID / R2GW_SECRET_ACCESS_KEY: one client key with full rights
+    access_key_id: str | None = None
+    secret_access_key: SecretStr | None = None
+    keys: list[ClientKey] = []
+    profile: str = "r2"
+    mode: Literal["enforce", "audit", "off"] = "enforce"
+    # base domains for virtual-hosted-style addressing: <bucket>.<domain>
+    virtual_host_domains: list[str] = []
+    limits: Limits = Limits()
+    metrics: Metrics = Metrics()
+    drain_timeout: float = Field(30.0, ge=0)
+    workers: int = Field(1, ge=1, le=64)
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    _check_listen = field_validator("listen")(lambda cls, v: v if v == "" else _hostport(v))
+
+    @model_validator(mode="after")
+    def _keys(self) -> "Settings":
+        if (self.access_key_id is None) != (self.secret_access_key is None):
+            raise ValueError("access_key_id and secret_access_key go together")
+        ids = [k.access_key_id for k in self.client_keys()]
+        if len(ids) != len(set(ids)):
+            raise ValueError("two client keys share an access_key_id")
+        if (self.upstream.endpoint is None) and (self.upstream.access_key_id or self.upstream.secret_access_key):
+            raise ValueError("upstream keys given without upstream.endpoint")
+        if self.upstream.endpoint and not (self.upstream.access_key_id and self.upstream.secret_access_key):
+            raise ValueError("upstream.endpoint needs upstream.access_key_id and upstream.secret_access_key")
+        return self
+
+    def client_keys(self) -> list[ClientKey]:
+        keys = list(self.keys)
+        if self.access_key_id and self.secret_access_key:
+            keys.insert(0, ClientKey(access_key_id=self.access_key_id,
+                                     secret_access_key=self.secret_access_key))
+        return keys
+
+
+class ConfigError(Exception):
+    """A configuration that cannot be used; the message names the key and why."""
+
+
+def _leaf_paths(model: type[BaseModel], prefix: tuple[str, ...] = ()) -> dict[tuple[str, ...], Any]:
+    out: dict[tuple[str, ...], Any] = {}
+    for name, field in model.model_fields.items():
+        ann = field.annotation
+        if isinstance(ann, type) and issubclass(ann, BaseModel):
+            out.update(_leaf_paths(ann, prefix + (name,)))
+        else:
+            out[prefix + (name,)] = field
+    return out
+
+
+def env_names() -> dict[str, tuple[str, ...]]:
+    """Every environment variable the gateway reads → the config key it sets."""
+    names = {ENV_PREFIX + "_".join(path).upper(): path for path in _leaf_paths(Settings)}
+    return names
+
+
+_SECRET_LEAVES = {path for path, f in _leaf_paths(Settings).items() if "SecretStr" in str(f.annotation)}
+
+
+def _set(tree: dict, path: tuple[str, ...], value: Any) -> None:
+    for part in path[:-1]:
+        node = tree.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"{'.'.join(path)}: {part} is not a mapping")
+        tree = node
+    tree[path[-1]] = value
+
+
+def _read_secret_file(key: str, path: str) -> str:
+    try:
+        return Path(path).read_text().strip()
+    except OSError as e:
+        raise ConfigError(f"{key}: cannot read secret file {path}: {e.strerror}") from None
+
+
+def _resolve_secret_files(tree: dict, prefix: tuple[str, ...] = ()) -> None:
+    for k in list(tree):
+        v = tree[k]
+        if isinstance(v, dict):
+            _resolve_secret_files(v, prefix + (k,))
+        elif isinstance(v, list):
+            for i, item in enumerate(v):
+                if isinstance(item, dict):
+                    _resolve_secret_files(item, prefix + (k, str(i)))
+        elif k.endswith("_file") and k[:-5] in ("secret_access_key",):
+            tree[k[:-5]] = _read_secret_file(".".join(prefix + (k,)), v)
+            del tree[k]
+
+
+def _yaml_env_value(path: tuple[str, ...], raw: str) -> Any:
+    field = _leaf_paths(Settings)[path]
+    if "list" in str(field.annotation):
+        return [] if not raw.strip() else (yaml.safe_load(raw) if raw.lstrip().startswith("[") else
+                                           [p.strip() for p in raw.split(",") if p.strip()])
+    if raw == "" and "None" in str(field.annotation):
+        return None
+    return yaml.safe_load(raw) if field.annotation in (bool, int, float) else raw
+
+
+def load(path: str | os.PathLike | None = None, environ: Mapping[str, str] | None = None) -> Settings:
+    """Read the YAML file (if any), apply R2GW_* overrides and *_FILE secrets, validate."""
+    environ = os.environ if environ is None else environ
+    tree: dict[str, Any] = {}
+    if path is not None:
+        try:
+            loaded = yaml.safe_load(Path(path).read_text())
+        except OSError as e:
+            raise ConfigError(f"{path}: {e.strerror}") from None
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{path}: not valid YAML: {e}") from None
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ConfigError(f"{path}: the top level must be a mapping")
+        tree = loaded or {}
+    _resolve_secret_files(tree)
+    names = env_names()
+    for name, value in environ.items():
+        if not name.startswith(ENV_PREFIX):
+            continue
+        if name.endswith("_FILE") and name[:-5] in names and names[name[:-5]] in _SECRET_LEAVES:
+            _set(tree, names[name[:-5]], _read_secret_file(name, value))
+        elif name in names:
+            _set(tree, names[name], _yaml_env_value(names[name], value))
+        elif name.endswith("_FILE") and name[:-5] in names:
+            raise ConfigError(f"{name}: only secrets may be read from files")
+        else:
+            raise ConfigError(f"{name}: unknown setting (known: see `r2-gateway check-config --env`)")
+    try:
+        return Settings.model_validate(tree)
+    except ValidationError as e:
+        raise ConfigError(_describe(e)) from None
+
+
+def _describe(e: ValidationError) -> str:
+    lines = []
+    for err in e.errors():
+        loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key"
+        lines.append(f"{loc}: {msg}")
+    return "invalid configuration:\n  " + "\n  ".join(lines)

@@ -1,0 +1,55 @@
+"""R2's extensions to S3, one module each. Every extension is a stage ``async (ex, proceed)`` that
+may change the request, answer it itself, or call ``proceed(ex)`` (the upstream) and adjust the
+answer. ``Extensions.run`` chains the ones registered for the request's operation.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Awaitable, Callable
+
+if TYPE_CHECKING:
+    from aiohttp import web
+    from ..proxy import Exchange
+
+Stage = Callable[["Exchange", Callable[["Exchange"], Awaitable["web.StreamResponse"]]],
+                 Awaitable["web.StreamResponse"]]
+
+
+class Extensions:
+    def __init__(self) -> None:
+        self._by_op: dict[str, list[Stage]] = {}
+
+    def register(self, stage: Stage, *operations: str) -> None:
+        for op in operations:
+            self._by_op.setdefault(op, []).append(stage)
+
+    def for_operation(self, op: str) -> list[Stage]:
+        return self._by_op.get(op, [])
+
+    async def run(self, ex: "Exchange", last) -> "web.StreamResponse":
+        stages = self._by_op.get(ex.op)
+        if not stages:
+            return await last(ex)
+
+        def chain(i: int):
+            if i == len(stages):
+                return last
+            nxt = chain(i + 1)
+            return lambda e: stages[i](e, nxt)
+        return await chain(0)(ex)
+
+
+def default_extensions() -> Extensions:
+    """Every R2 extension the gateway implements, registered on the operations it changes."""
+    ext = Extensions()
+    for module in _modules():
+        module.register(ext)
+    return ext
+
+
+def _modules():
+    import importlib
+    import pkgutil
+    for info in sorted(pkgutil.iter_modules(__path__), key=lambda i: i.name):
+        module = importlib.import_module(f"{__name__}.{info.name}")
+        if hasattr(module, "register"):
+            yield module

@@ -1,0 +1,69 @@
+"""Unicode metadata (RFC 2047): ``x-amz-meta-*`` values arriving RFC 2047-encoded (or as raw
+UTF-8) are decoded; values with non-ASCII characters are stored upstream as one RFC 2047
+encoded-word, so every upstream keeps them intact (Ceph RGW mangles raw UTF-8) and retrieval
+returns them RFC 2047-encoded, as R2 does. The 8,192-byte limit applies to the decoded values.
+Metadata *names* with non-ASCII characters are dropped, as R2 does."""
+from __future__ import annotations
+
+import base64
+import re
+from email.header import decode_header, make_header
+
+from ..errors import S3Error
+
+LIMIT = 8192
+_ENCODED_WORD = re.compile(r"=\?[^?]+\?[bBqQ]\?[^?]*\?=")
+
+
+def decode_value(value: str) -> str:
+    if "=?" in value and _ENCODED_WORD.search(value):
+        try:
+            return str(make_header(decode_header(value)))
+        except (ValueError, LookupError, UnicodeDecodeError):
+            return value
+    if any(0xDC80 <= ord(c) <= 0xDCFF for c in value):  # raw UTF-8 bytes seen through surrogateescape
+        try:
+            return value.encode("utf-8", "surrogateescape").decode("utf-8")
+        except UnicodeDecodeError:
+            return value
+    return value
+
+
+def encode_value(value: str) -> str:
+    if value.isascii():
+        return value
+    return "=?UTF-8?B?" + base64.b64encode(value.encode()).decode() + "?="
+
+
+def decoded_metadata_size(headers: dict[str, str]) -> int:
+    size = 0
+    for k, v in headers.items():
+        if k.startswith("x-amz-meta-"):
+            size += len(k) - 11 + len(decode_value(v).encode())
+    return size
+
+
+async def unicode_metadata(ex, proceed):
+    headers = ex.upstream_headers
+    names = [k for k in headers if k.startswith("x-amz-meta-")]
+    if not names:
+        return await proceed(ex)
+    size = 0
+    dropped = 0
+    for k in names:
+        if not k.isascii() or any(0xDC80 <= ord(c) <= 0xDCFF for c in k):
+            del headers[k]
+            dropped += 1
+            continue
+        value = decode_value(headers[k])
+        size += len(k) - 11 + len(value.encode())
+        headers[k] = encode_value(value)
+    if size > LIMIT:
+        raise S3Error("MetadataTooLarge", Size=str(size), MaxSizeAllowed=str(LIMIT))
+    if dropped:
+        ex.response_headers["x-amz-missing-meta"] = str(dropped)
+    return await proceed(ex)
+
+
+def register(ext) -> None:
+    ext.register(unicode_metadata, "PutObject", "CopyObject", "CreateMultipartUpload")

@@ -1,0 +1,99 @@
+"""JSON logs (structlog), Prometheus metrics, and the health/readiness/metrics endpoints.
+
+Nothing secret is ever passed to the logger: the access line carries the access key *id* only,
+and ``redact()`` scrubs anything that looks like a credential out of free text.
+"""
+from __future__ import annotations
+
+import logging
+import re
+import sys
+
+import structlog
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
+
+_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
+
+_SECRETISH = re.compile(
+    r"(Signature=|X-Amz-Signature=|Credential=|x-amz-server-side-encryption-customer-key[^:]*:|"
+    r"authorization:|secret[_-]?access[_-]?key['\"]?[:=]\s*['\"]?)([^\s,&'\"]+)", re.I)
+
+
+def redact(text: str) -> str:
+    return _SECRETISH.sub(lambda m: m.group(1) + "<redacted>", text)
+
+
+def _scrub(_, __, event: dict) -> dict:
+    for k, v in event.items():
+        if isinstance(v, str) and k != "event":
+            event[k] = redact(v)
+    if isinstance(event.get("event"), str):
+        event["event"] = redact(event["event"])
+    return event
+
+
+def configure_logging(level: str = "info", stream=None) -> None:
+    stream = stream or sys.stderr
+    logging.basicConfig(level=_LEVELS[level], stream=stream, format="%(message)s", force=True)
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.format_exc_info,
+            _scrub,
+            structlog.processors.JSONRenderer(),
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(_LEVELS[level]),
+        logger_factory=structlog.PrintLoggerFactory(stream),
+        cache_logger_on_first_use=True,
+    )
+    # third-party loggers (aiohttp, botocore) through the same JSON renderer
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(structlog.stdlib.ProcessorFormatter(
+        processor=structlog.processors.JSONRenderer(),
+        foreign_pre_chain=[structlog.processors.add_log_level,
+                           structlog.processors.TimeStamper(fmt="iso", utc=True),
+                           structlog.processors.format_exc_info, _scrub]))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    logging.getLogger("aiohttp.access").disabled = True
+
+
+log = structlog.get_logger("r2gw")
+access_log = structlog.get_logger("r2gw.access")
+
+_LATENCY_BUCKETS = (.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60)
+
+
+class Metrics:
+    """Every metric the gateway exports, on one registry (one per process)."""
+
+    def __init__(self) -> None:
+        r = self.registry = CollectorRegistry(auto_describe=True)
+        self.requests = Counter("r2gw_requests_total", "Requests answered, by S3 operation and HTTP status.",
+                                ["operation", "status"], registry=r)
+        self.latency = Histogram("r2gw_request_duration_seconds", "Time to answer a request, by operation.",
+                                 ["operation"], buckets=_LATENCY_BUCKETS, registry=r)
+        self.bytes_in = Counter("r2gw_received_bytes_total", "Request body bytes received from clients.",
+                                registry=r)
+        self.bytes_out = Counter("r2gw_sent_bytes_total", "Response body bytes sent to clients.",
+                                 registry=r)
+        self.upstream_latency = Histogram("r2gw_upstream_duration_seconds",
+                                          "Time until the upstream's response headers, by operation.",
+                                          ["operation"], buckets=_LATENCY_BUCKETS, registry=r)
+        self.upstream_errors = Counter("r2gw_upstream_errors_total",
+                                       "Upstream failures: unreachable, timeout, broken stream, 5xx.",
+                                       ["reason"], registry=r)
+        self.in_flight = Gauge("r2gw_requests_in_flight", "Requests being served now.", registry=r)
+        self.auth_failures = Counter("r2gw_auth_failures_total", "Requests refused by authentication, by reason.",
+                                     ["reason"], registry=r)
+        self.rejected = Counter("r2gw_rejected_features_total",
+                                "Requests using a feature the compatibility profile does not allow, by "
+                                "operation and feature (counted in enforce and audit modes).",
+                                ["operation", "feature", "mode"], registry=r)
+        self.upstream_pool = Gauge("r2gw_upstream_connections", "Connections open to the upstream.", registry=r)
+
+    def render(self) -> tuple[bytes, str]:
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST

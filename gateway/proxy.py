@@ -1,0 +1,356 @@
+"""One request's path: addressing → auth → operation → permission → rules → extensions → upstream
+→ response. Each stage is a module of its own; this file only calls them in order and carries the
+``Exchange`` (the request as it travels) between them.
+"""
+from __future__ import annotations
+
+import os
+import time
+from urllib.parse import unquote
+from typing import TYPE_CHECKING, Awaitable, Callable
+
+import aiohttp
+from aiohttp import web
+from multidict import CIMultiDict
+
+from . import addressing, s3xml
+from .auth.presign import strip_presign_params
+from .auth.sigv4 import AuthResult, authenticate, canonical_query, uri_encode
+from .errors import S3Error
+from .observability import access_log, log
+from .operations import classify
+from .payload import Ingest
+from .upstream.client import UpstreamRequest
+from .upstream import dialects
+
+if TYPE_CHECKING:
+    from .app import Gateway
+
+# request headers never forwarded (hop-by-hop, the client's own auth, what the gateway re-creates)
+_DROP_REQUEST = frozenset({
+    "authorization", "host", "connection", "keep-alive", "transfer-encoding", "te", "upgrade", "expect",
+    "proxy-authorization", "proxy-connection", "content-length", "x-amz-content-sha256", "x-amz-date",
+    "x-amz-decoded-content-length", "x-amz-trailer", "x-amz-security-token", "user-agent",
+    "accept-encoding", "accept", "cookie", "trailer", "forwarded", "x-forwarded-for",
+    "x-forwarded-proto", "x-forwarded-host", "x-real-ip", "amz-sdk-invocation-id", "amz-sdk-request",
+    "x-amz-user-agent", "date",
+})
+# response headers never relayed
+_DROP_RESPONSE = frozenset({
+    "connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "proxy-authenticate",
+    "server", "date", "x-amz-request-id", "content-length",
+})
+# operations whose request body is an XML document the gateway reads whole (size-capped)
+XML_BODY_OPERATIONS = frozenset({
+    "DeleteObjects", "CompleteMultipartUpload", "CreateBucket", "PutBucketCors",
+    "PutBucketLifecycleConfiguration", "PutBucketEncryption", "RestoreObject",
+})
+_MAX_ERROR_BODY = 64 * 1024
+
+
+def new_request_id() -> str:
+    return os.urandom(8).hex().upper()
+
+
+class Exchange:
+    """One client request as it travels through the gateway."""
+
+    __slots__ = ("gw", "request", "request_id", "method", "raw_path", "raw_query", "headers", "bucket",
+                 "key", "query", "op", "auth", "client_key", "ingest", "body", "upstream_status",
+                 "bytes_in", "bytes_out", "started", "upstream_headers", "features", "response_headers")
+
+    def __init__(self, gw: "Gateway", request: web.Request) -> None:
+        self.gw = gw
+        self.request = request
+        self.request_id = new_request_id()
+        self.method = request.method
+        target = request.raw_path
+        path, _, self.raw_query = target.partition("?")
+        self.raw_path = path
+        headers: dict[str, str] = {}
+        for k, v in request.headers.items():
+            k = k.lower()
+            headers[k] = f"{headers[k]},{v}" if k in headers else v
+        self.headers = headers
+        self.bucket: str | None = None
+        self.key: str | None = None
+        self.query: dict[str, str] = {}
+        self.op = "Unknown"
+        self.auth: AuthResult | None = None
+        self.client_key = None
+        self.ingest: Ingest | None = None
+        self.body: bytes | Ingest | None = None
+        self.upstream_status: int | None = None
+        self.bytes_in = 0
+        self.bytes_out = 0
+        self.started = time.perf_counter()
+        self.upstream_headers: dict[str, str] = {}
+        self.features: list[str] = []
+        self.response_headers: dict[str, str] = {}
+
+    # -- what the upstream is asked ------------------------------------------------------------
+    @property
+    def upstream_path(self) -> str:
+        if self.bucket is None:
+            return "/"
+        if self.key is None:
+            return "/" + uri_encode(self.bucket, True)
+        return f"/{uri_encode(self.bucket, True)}/{uri_encode(self.key, True)}"
+
+    @staticmethod
+    def bucket_path(bucket: str, key: str | None = None) -> str:
+        path = "/" + uri_encode(bucket, True)
+        return path if key is None else f"{path}/{uri_encode(key, True)}"
+
+    def copy_source(self) -> tuple[str, str, str | None]:
+        """x-amz-copy-source → (bucket, key, versionId); URL-decoded once, as S3 does."""
+        raw = self.headers.get("x-amz-copy-source", "")
+        path, _, q = raw.partition("?")
+        path = unquote(path)
+        if path.startswith("/"):
+            path = path[1:]
+        bucket, slash, key = path.partition("/")
+        if not bucket or not slash or not key:
+            raise S3Error("InvalidArgument", "Copy Source must mention the source bucket and key: "
+                          "sourcebucket/sourcekey", ArgumentName="x-amz-copy-source")
+        version = addressing.parse_query(q).get("versionId") if q else None
+        return bucket, key, version
+
+    async def head(self, bucket: str, key: str | None = None, headers: dict[str, str] | None = None):
+        """HEAD a bucket or object upstream → (status, headers)."""
+        resp = await self.call_upstream("HEAD", self.bucket_path(bucket, key), "", dict(headers or {}), None)
+        resp.release()
+        return resp.status, resp.headers
+
+    def upstream_query(self) -> str:
+        raw = strip_presign_params(self.raw_query) if self.auth and self.auth.presigned else self.raw_query
+        return canonical_query(raw) if raw else ""
+
+    def forwarded_headers(self) -> dict[str, str]:
+        out = {}
+        for k, v in self.headers.items():
+            if k in _DROP_REQUEST or k.startswith("cf-"):
+                continue
+            if k == "content-encoding":
+                v = ",".join(p for p in (s.strip() for s in v.split(",")) if p and p != "aws-chunked")
+                if not v:
+                    continue
+            out[k] = v
+        if "x-amz-copy-source" in out:
+            # re-encoded canonically: the upstream sees one unambiguous spelling of the source
+            bucket, key, version = self.copy_source()
+            out["x-amz-copy-source"] = self.bucket_path(bucket, key) + (
+                f"?versionId={uri_encode(version, False)}" if version else "")
+        return out
+
+    async def call_upstream(self, method: str | None = None, path: str | None = None,
+                            query: str | None = None, headers: dict[str, str] | None = None,
+                            body="default") -> aiohttp.ClientResponse:
+        """Send (a variant of) this request upstream; returns the streaming response."""
+        gw = self.gw
+        if body == "default":
+            body = self.body
+        length = None
+        if isinstance(body, Ingest):
+            length = body.length
+        req = UpstreamRequest(method or self.method, path or self.upstream_path,
+                              self.upstream_query() if query is None else query,
+                              self.upstream_headers if headers is None else headers, body, length)
+        t0 = time.perf_counter()
+        try:
+            resp = await gw.upstream.send(req)
+        except S3Error as e:
+            if isinstance(body, Ingest) and body.error is not None:
+                raise body.error from None
+            gw.metrics.upstream_errors.labels(e.code).inc()
+            raise
+        gw.metrics.upstream_latency.labels(self.op).observe(time.perf_counter() - t0)
+        if isinstance(body, Ingest) and body.error is not None:
+            resp.close()
+            raise body.error
+        return resp
+
+    async def relay(self, resp: aiohttp.ClientResponse) -> web.StreamResponse:
+        """Stream an upstream response to the client (errors re-rendered as our S3 XML)."""
+        self.upstream_status = resp.status
+        try:
+            if resp.status >= 400:
+                raise await upstream_error(self, resp)
+            fixed = await dialects.fix_response(self, resp)
+            if fixed is not None:
+                return fixed
+            out = web.StreamResponse(status=resp.status, reason=resp.reason)
+            copy_headers(resp, out)
+            out.headers["x-amz-request-id"] = self.request_id
+            if self.response_headers:
+                out.headers.update(self.response_headers)
+            length = resp.headers.get("Content-Length")
+            if length is not None:
+                out.content_length = int(length)
+            await out.prepare(self.request)
+            if self.method == "HEAD" or resp.status in (204, 304):
+                await out.write_eof()
+                return out
+            try:
+                async for data in resp.content.iter_any():
+                    self.bytes_out += len(data)
+                    await out.write(data)
+            except (aiohttp.ClientError, OSError) as e:
+                # The upstream broke mid-body: break the client's connection too, so a short body
+                # can never pass for a complete one.
+                self.gw.metrics.upstream_errors.labels("broken_stream").inc()
+                log.warning("upstream_stream_broken", request_id=self.request_id, error=type(e).__name__)
+                if self.request.transport is not None:
+                    self.request.transport.abort()
+                raise ConnectionResetError("upstream stream broken") from None
+            await out.write_eof()
+            return out
+        finally:
+            resp.release()
+
+
+def copy_headers(resp: aiohttp.ClientResponse, out: web.StreamResponse) -> None:
+    for k, v in resp.headers.items():
+        if k.lower() not in _DROP_RESPONSE:
+            out.headers.add(k, v)
+
+
+async def upstream_error(ex: Exchange, resp: aiohttp.ClientResponse) -> S3Error:
+    """The upstream's error, re-rendered with our request id (and dialect quirks absorbed)."""
+    body = b""
+    if ex.method != "HEAD":
+        try:
+            body = await resp.content.read(_MAX_ERROR_BODY)
+        except (aiohttp.ClientError, OSError):
+            body = b""
+    code, message, fields = None, None, {}
+    if body:
+        try:
+            root = s3xml.parse(body)
+            code = s3xml.find_text(root, "Code")
+            message = s3xml.find_text(root, "Message")
+            for name in ("BucketName", "Key", "UploadId", "Condition"):
+                value = s3xml.find_text(root, name)
+                if value:
+                    fields[name] = value
+        except S3Error:
+            pass
+    if resp.status >= 500:
+        ex.gw.metrics.upstream_errors.labels(f"http_{resp.status}").inc()
+    err = dialects.translate_error(ex, resp.status, code, message, fields)
+    if ex.method == "HEAD":
+        err.headers["_no_body"] = "1"
+    return err
+
+
+Handler = Callable[[Exchange], Awaitable[web.StreamResponse]]
+
+
+async def forward(ex: Exchange) -> web.StreamResponse:
+    """The default last stage: send the request upstream as it is and relay the answer."""
+    return await ex.relay(await ex.call_upstream())
+
+
+async def handle(ex: Exchange) -> web.StreamResponse:
+    gw = ex.gw
+    headers = ex.headers
+    # 1. addressing
+    addr = addressing.parse(headers.get("host", ""), ex.raw_path, gw.virtual_host_domains)
+    ex.bucket, ex.key = addr.bucket, addr.key
+    # 2. authentication
+    try:
+        ex.auth = auth = authenticate(ex.method, ex.raw_path, ex.raw_query, headers, gw.keys.secret_for,
+                                      skew_seconds=gw.settings.limits.clock_skew_seconds)
+    except S3Error as e:
+        gw.metrics.auth_failures.labels(e.code).inc()
+        raise
+    ex.client_key = gw.keys.get(auth.access_key_id)
+    # 3. which operation
+    ex.query = query = addressing.parse_query(ex.raw_query)
+    ex.op = op = classify(ex.method, ex.bucket, ex.key, query, headers)
+    # 4. may this key do it?
+    copy_source = headers.get("x-amz-copy-source")
+    ex.client_key.authorize(op, ex.bucket, _source_bucket(copy_source) if copy_source else None,
+                            creates_bucket=headers.get("cf-create-bucket-if-missing", "").lower() == "true"
+                            and op in ("PutObject", "CreateMultipartUpload"))
+    # 5. compatibility rules
+    gw.rules.apply(ex)
+    # the body, verified on its way through
+    if _has_body(ex.request, headers):
+        ex.ingest = Ingest(ex.request.content, auth, headers, ex.request.content_length)
+        if op in XML_BODY_OPERATIONS:
+            ex.body = await ex.ingest.read_all(gw.settings.limits.max_xml_body_bytes)
+            ex.bytes_in = len(ex.body)
+        else:
+            ex.body = ex.ingest
+    ex.upstream_headers = ex.forwarded_headers()
+    # 6. R2 extensions, then 7. upstream and response
+    return await gw.extensions.run(ex, forward)
+
+
+def _has_body(request: web.Request, headers: dict[str, str]) -> bool:
+    if "transfer-encoding" in headers:
+        return True
+    length = request.content_length
+    return bool(length)
+
+
+def _source_bucket(copy_source: str) -> str:
+    src = unquote(copy_source.split("?", 1)[0]).lstrip("/")
+    return src.split("/", 1)[0]
+
+
+async def error_response(request: web.Request, err: S3Error, request_id: str,
+                         resource: str | None = None) -> web.Response:
+    headers = CIMultiDict({"x-amz-request-id": request_id})
+    for k, v in err.headers.items():
+        if not k.startswith("_"):
+            headers[k] = v
+    if request.method == "HEAD" or err.headers.get("_no_body"):
+        return web.Response(status=err.status, headers=headers)
+    headers["Content-Type"] = "application/xml"
+    return web.Response(status=err.status, body=err.to_xml(request_id, resource), headers=headers)
+
+
+async def entry(request: web.Request) -> web.StreamResponse:
+    """aiohttp handler: runs the pipeline, answers errors as S3 XML, logs and counts the request."""
+    gw: Gateway = request.app["gateway"]
+    internal = gw.internal_endpoint(request)
+    if internal is not None:
+        return await internal(request)
+    ex = Exchange(gw, request)
+    m = gw.metrics
+    m.in_flight.inc()
+    status = 500
+    try:
+        try:
+            resp = await handle(ex)
+        except S3Error as err:
+            resp = await error_response(request, err, ex.request_id, ex.raw_path)
+            if ex.ingest is not None and ex.body is ex.ingest:
+                # a refused upload: do not read the rest of the body, close the connection
+                resp.force_close()
+        except web.HTTPException:
+            raise
+        except (ConnectionResetError, aiohttp.ClientConnectionResetError):
+            status = 499
+            raise
+        except Exception:
+            log.exception("unhandled_error", request_id=ex.request_id, operation=ex.op)
+            resp = await error_response(request, S3Error("InternalError"), ex.request_id, ex.raw_path)
+        status = resp.status
+        return resp
+    finally:
+        m.in_flight.dec()
+        elapsed = time.perf_counter() - ex.started
+        if ex.ingest is not None and ex.body is ex.ingest:
+            ex.bytes_in = ex.ingest._verifier.received
+        m.requests.labels(ex.op, str(status)).inc()
+        m.latency.labels(ex.op).observe(elapsed)
+        m.bytes_in.inc(ex.bytes_in)
+        m.bytes_out.inc(ex.bytes_out)
+        access_log.info("request", request_id=ex.request_id,
+                        access_key_id=ex.auth.access_key_id if ex.auth else None, operation=ex.op,
+                        method=ex.method, bucket=ex.bucket, key=ex.key, status=status,
+                        upstream_status=ex.upstream_status, bytes_in=ex.bytes_in, bytes_out=ex.bytes_out,
+                        duration_ms=round(elapsed * 1000, 3), features=ex.features or None)

@@ -1,0 +1,33 @@
+"""The compatibility rules as a pipeline stage: enforce (refuse), audit (log and count), or off."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ..observability import log
+from .enforce import check
+from .profile import Profile
+
+if TYPE_CHECKING:
+    from ..observability import Metrics
+    from ..proxy import Exchange
+
+
+class Rules:
+    def __init__(self, profile: Profile, mode: str, metrics: "Metrics") -> None:
+        self.profile = profile
+        self.mode = mode
+        self._rejected = metrics.rejected
+
+    def apply(self, ex: "Exchange") -> None:
+        if self.mode == "off":
+            return
+        violations = check(self.profile, ex.op, ex.headers, ex.query, ex.bucket, ex.key)
+        if not violations:
+            return
+        for v in violations:
+            self._rejected.labels(ex.op, v.feature, self.mode).inc()
+            ex.features.append(v.feature)
+        if self.mode == "enforce":
+            raise violations[0].error
+        log.warning("r2_unsupported_feature", request_id=ex.request_id, operation=ex.op,
+                    features=[v.feature for v in violations], profile=self.profile.name)

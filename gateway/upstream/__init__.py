@@ -1,0 +1,1 @@
+"""The upstream S3 store: client (pool, streaming), signer (re-signing), dialects (quirks)."""

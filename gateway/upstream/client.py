@@ -1,0 +1,117 @@
+"""The upstream S3 store: a keep-alive connection pool, re-signing, streaming both ways.
+
+Errors reaching the upstream become S3 errors: an unreachable upstream is ``503
+ServiceUnavailable``, a timeout ``504 GatewayTimeout``. A request body whose checks fail raises from
+inside the body iterator; the connection is then dropped mid-body so the upstream commits nothing,
+and the body's own error (``BadDigest``, ``SignatureDoesNotMatch``, …) answers the client.
+"""
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import AsyncIterator
+
+import aiohttp
+from yarl import URL
+
+from ..errors import S3Error
+from .signer import EMPTY_SHA256, UNSIGNED, UpstreamSigner
+
+
+@dataclass(slots=True)
+class UpstreamRequest:
+    method: str
+    path: str            # canonical, already URI-encoded: /bucket/key
+    query: str = ""      # canonical, already encoded and sorted
+    headers: dict[str, str] | None = None   # lowercase names
+    body: "AsyncIterator[bytes] | bytes | None" = None
+    content_length: int | None = None
+
+
+class Upstream:
+    """One upstream endpoint: ``send()`` signs and sends, returning the streaming response."""
+
+    def __init__(self, endpoint: str, access_key_id: str, secret_access_key: str, region: str,
+                 *, max_connections: int = 256, connect_timeout: float = 5.0,
+                 read_timeout: float = 300.0, verify_tls: bool = True, dialect: str = "auto") -> None:
+        url = URL(endpoint)
+        self.endpoint = endpoint
+        self.host = url.raw_authority
+        self.signer = UpstreamSigner(access_key_id, secret_access_key, region)
+        self._max_connections = max_connections
+        self._timeout = aiohttp.ClientTimeout(total=None, connect=connect_timeout,
+                                              sock_connect=connect_timeout, sock_read=read_timeout)
+        self._verify_tls = verify_tls
+        self._session: aiohttp.ClientSession | None = None
+        self.dialect = dialect if dialect != "auto" else None
+
+    async def start(self) -> None:
+        connector = aiohttp.TCPConnector(limit=self._max_connections, limit_per_host=0,
+                                         keepalive_timeout=30, ssl=None if self._verify_tls else False,
+                                         enable_cleanup_closed=True)
+        self._session = aiohttp.ClientSession(
+            base_url=None, connector=connector, timeout=self._timeout, auto_decompress=False,
+            skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"),
+            cookie_jar=aiohttp.DummyCookieJar(), read_bufsize=256 * 1024)
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    @property
+    def pool_size(self) -> int:
+        """Connections open to the upstream now (idle and busy), for metrics and leak tests."""
+        conn = self._session.connector if self._session else None
+        if conn is None:
+            return 0
+        idle = sum(len(v) for v in getattr(conn, "_conns", {}).values())
+        busy = sum(len(v) for v in getattr(conn, "_acquired_per_host", {}).values())
+        return idle + busy
+
+    async def send(self, req: UpstreamRequest) -> aiohttp.ClientResponse:
+        assert self._session is not None, "Upstream.start() was not awaited"
+        headers = dict(req.headers or ())
+        headers["host"] = self.host
+        body = req.body
+        if body is None:
+            payload_hash = EMPTY_SHA256
+            if req.method in ("PUT", "POST"):
+                headers["content-length"] = "0"
+        else:
+            payload_hash = UNSIGNED
+            length = len(body) if isinstance(body, (bytes, bytearray)) else req.content_length
+            if length is not None:
+                headers["content-length"] = str(length)
+        self.signer.sign(req.method, req.path, req.query, headers, payload_hash)
+        url = URL(f"{self.endpoint}{req.path}{'?' + req.query if req.query else ''}", encoded=True)
+        try:
+            resp = await self._session.request(req.method, url, headers=headers, data=body,
+                                               allow_redirects=False, compress=None, chunked=None)
+        except asyncio.TimeoutError:
+            raise S3Error("GatewayTimeout") from None
+        except aiohttp.ClientConnectorError:
+            raise S3Error("ServiceUnavailable", "The upstream storage is not reachable.") from None
+        except (aiohttp.ClientError, OSError) as e:
+            cause = e.__cause__ or e.__context__
+            if isinstance(cause, S3Error):
+                raise cause from None
+            raise S3Error("ServiceUnavailable", "The connection to the upstream storage failed.") from None
+        if self.dialect is None:
+            self.dialect = guess_dialect(resp.headers)
+        return resp
+
+
+def guess_dialect(headers) -> str:
+    """Which S3 implementation answered, from its response headers."""
+    server = headers.get("Server", "")
+    request_id = headers.get("x-amz-request-id", "")
+    if "MinIO" in server:
+        return "minio"
+    if request_id.startswith("tx0") or "Ceph" in server:
+        return "ceph"
+    if server == "AmazonS3":
+        return "aws"
+    if "Werkzeug" in server or "moto" in server.lower():
+        return "moto"
+    return "s3"
