@@ -1,0 +1,120 @@
+"""The flexible checksums S3 accepts (``x-amz-checksum-<algorithm>``), computed incrementally.
+
+Every algorithm gives the same bytes as botocore's ``httpchecksum`` classes (CRC32 via zlib, CRC32C and
+CRC64NVME via awscrt, SHA1/SHA256 via hashlib): big-endian digests, base64 on the wire.
+
+    c = new_checksum("crc32c")
+    c.update(b"...")           # bytes, bytearray or memoryview
+    c.digest_b64()             # "sOO8/Q=="
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import zlib
+from typing import Protocol
+
+from awscrt import checksums as _crt
+
+#: The algorithms S3 (and R2) accept, lowercase, in S3's priority order.
+ALGORITHMS: tuple[str, ...] = ("crc64nvme", "crc32c", "crc32", "sha1", "sha256")
+
+#: Digest length in bytes per algorithm.
+DIGEST_SIZES: dict[str, int] = {"crc32": 4, "crc32c": 4, "crc64nvme": 8, "sha1": 20, "sha256": 32}
+
+HEADER_PREFIX = "x-amz-checksum-"
+
+
+class Checksum(Protocol):
+    algorithm: str
+
+    def update(self, data: bytes | bytearray | memoryview) -> None: ...
+
+    def digest(self) -> bytes: ...
+
+    def digest_b64(self) -> str: ...
+
+
+class _Crc:
+    __slots__ = ("algorithm", "_fn", "_value", "_size", "_mask")
+
+    def __init__(self, algorithm: str, fn, size: int) -> None:
+        self.algorithm = algorithm
+        self._fn = fn
+        self._value = 0
+        self._size = size
+        self._mask = (1 << (8 * size)) - 1
+
+    def update(self, data) -> None:
+        self._value = self._fn(data, self._value) & self._mask
+
+    def digest(self) -> bytes:
+        return self._value.to_bytes(self._size, "big")
+
+    def digest_b64(self) -> str:
+        return base64.b64encode(self.digest()).decode("ascii")
+
+
+class _Hash:
+    __slots__ = ("algorithm", "_h")
+
+    def __init__(self, algorithm: str) -> None:
+        self.algorithm = algorithm
+        self._h = hashlib.new(algorithm)
+
+    def update(self, data) -> None:
+        self._h.update(data)
+
+    def digest(self) -> bytes:
+        return self._h.digest()
+
+    def digest_b64(self) -> str:
+        return base64.b64encode(self._h.digest()).decode("ascii")
+
+
+def new_checksum(algorithm: str) -> Checksum:
+    """A fresh running checksum for ``algorithm`` (case-insensitive). ``ValueError`` if unknown."""
+    alg = algorithm.lower()
+    if alg == "crc32":
+        return _Crc(alg, zlib.crc32, 4)
+    if alg == "crc32c":
+        return _Crc(alg, _crt.crc32c, 4)
+    if alg == "crc64nvme":
+        return _Crc(alg, _crt.crc64nvme, 8)
+    if alg in ("sha1", "sha256"):
+        return _Hash(alg)
+    raise ValueError(f"unsupported checksum algorithm: {algorithm!r}")
+
+
+def header_name(algorithm: str) -> str:
+    """``"crc32"`` -> ``"x-amz-checksum-crc32"``."""
+    return HEADER_PREFIX + algorithm.lower()
+
+
+def algorithm_from_header(name: str) -> str | None:
+    """``"x-amz-checksum-crc32"`` (any case) -> ``"crc32"``; None if not a known checksum header.
+
+    ``x-amz-checksum-algorithm``/``-type``/``-mode`` are not checksum values and give None.
+    """
+    name = name.strip().lower()
+    if not name.startswith(HEADER_PREFIX):
+        return None
+    alg = name[len(HEADER_PREFIX):]
+    return alg if alg in DIGEST_SIZES else None
+
+
+def decode_b64(algorithm: str, value: str) -> bytes | None:
+    """The digest bytes of a base64 checksum value, or None if it is not valid base64 of the right size."""
+    try:
+        raw = base64.b64decode(value.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    return raw if len(raw) == DIGEST_SIZES.get(algorithm.lower(), -1) else None
+
+
+def compute_b64(algorithm: str, data: bytes) -> str:
+    """One-shot helper: the base64 checksum of ``data``."""
+    c = new_checksum(algorithm)
+    c.update(data)
+    return c.digest_b64()
