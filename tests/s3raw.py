@@ -25,7 +25,11 @@ def sign(method: str, url: str, headers: dict[str, str], payload_hash: str, ak: 
     """SigV4-sign with botocore; returns the headers to send (Authorization, X-Amz-Date, …)."""
     req = AWSRequest(method=method, url=url, headers=dict(headers))
     req.headers["X-Amz-Content-SHA256"] = payload_hash
-    auth = S3SigV4Auth(Credentials(ak, sk), "s3", region)
+    class _Auth(S3SigV4Auth):  # botocore would hash the (absent) body: sign the given value
+        def payload(self, request):
+            return payload_hash
+
+    auth = _Auth(Credentials(ak, sk), "s3", region)
     if when is None:
         auth.add_auth(req)
     else:
