@@ -209,6 +209,17 @@ class Exchange:
             resp.release()
 
 
+async def read_capped(resp: aiohttp.ClientResponse, limit: int) -> bytes:
+    """A small upstream body read to its end; larger than ``limit`` is a BadGateway."""
+    parts, size = [], 0
+    async for data in resp.content.iter_any():
+        size += len(data)
+        if size > limit:
+            raise S3Error("BadGateway", "The upstream's answer was larger than expected.")
+        parts.append(data)
+    return b"".join(parts)
+
+
 def copy_headers(resp: aiohttp.ClientResponse, out: web.StreamResponse) -> None:
     for k, v in resp.headers.items():
         if k.lower() not in _DROP_RESPONSE:
@@ -220,8 +231,8 @@ async def upstream_error(ex: Exchange, resp: aiohttp.ClientResponse) -> S3Error:
     body = b""
     if ex.method != "HEAD":
         try:
-            body = await resp.content.read(_MAX_ERROR_BODY)
-        except (aiohttp.ClientError, OSError):
+            body = await read_capped(resp, _MAX_ERROR_BODY)
+        except (aiohttp.ClientError, OSError, S3Error):
             body = b""
     code, message, fields = None, None, {}
     if body:

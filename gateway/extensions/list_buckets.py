@@ -52,7 +52,8 @@ async def list_buckets(ex, proceed):
         if resp.status >= 400:
             from ..proxy import upstream_error
             raise await upstream_error(ex, resp)
-        root = s3xml.parse(await resp.read(), limit=64 * 1024 * 1024)
+        from ..proxy import read_capped
+        root = s3xml.parse(await read_capped(resp, 64 * 1024 * 1024), limit=64 * 1024 * 1024)
     finally:
         resp.release()
     owner_xml = ""

@@ -52,7 +52,9 @@ class Upstream:
         self._session = aiohttp.ClientSession(
             base_url=None, connector=connector, timeout=self._timeout, auto_decompress=False,
             skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"),
-            cookie_jar=aiohttp.DummyCookieJar(), read_bufsize=256 * 1024)
+            cookie_jar=aiohttp.DummyCookieJar(), read_bufsize=256 * 1024,
+            # RFC 2047-encoded metadata makes long header lines (8 KiB decoded ≈ 11 KiB encoded)
+            max_line_size=64 * 1024, max_field_size=64 * 1024)
 
     async def close(self) -> None:
         if self._session is not None:
@@ -86,8 +88,16 @@ class Upstream:
         self.signer.sign(req.method, req.path, req.query, headers, payload_hash)
         url = URL(f"{self.endpoint}{req.path}{'?' + req.query if req.query else ''}", encoded=True)
         try:
-            resp = await self._session.request(req.method, url, headers=headers, data=body,
-                                               allow_redirects=False, compress=None, chunked=None)
+            try:
+                resp = await self._session.request(req.method, url, headers=headers, data=body,
+                                                   allow_redirects=False, compress=None, chunked=None)
+            except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError):
+                # a pooled keep-alive connection the upstream had already closed: a body we
+                # still hold whole (or none) can be sent again once, on a fresh connection
+                if body is not None and not isinstance(body, (bytes, bytearray)):
+                    raise
+                resp = await self._session.request(req.method, url, headers=headers, data=body,
+                                                   allow_redirects=False, compress=None, chunked=None)
         except asyncio.TimeoutError:
             raise S3Error("GatewayTimeout") from None
         except aiohttp.ClientConnectorError:

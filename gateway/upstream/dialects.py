@@ -56,7 +56,8 @@ async def fix_response(ex: "Exchange", resp: aiohttp.ClientResponse) -> web.Stre
     """A corrected small response for the operations some upstreams answer wrongly, else None."""
     if ex.op not in _FIX_OPERATIONS or resp.status != 200:
         return None
-    body = await resp.content.read(_MAX_RESULT)
+    from ..proxy import read_capped
+    body = await read_capped(resp, _MAX_RESULT)
     if b"<Error>" in body[:512]:  # S3 may answer 200 with an error document; pass it as an error
         root = s3xml.parse(body)
         raise translate_error(ex, 500, s3xml.find_text(root, "Code"), s3xml.find_text(root, "Message"), {})
