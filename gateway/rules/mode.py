@@ -25,7 +25,7 @@ class Rules:
         if not violations:
             return
         for v in violations:
-            self._rejected.labels(ex.op, v.feature, self.mode).inc()
+            self._rejected.labels(ex.op, v.name, self.mode).inc()  # bounded: never the client's value
             ex.features.append(v.feature)
         if self.mode == "enforce":
             raise violations[0].error
