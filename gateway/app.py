@@ -88,6 +88,7 @@ class Gateway:
         self.embedded: EmbeddedUpstream | None = None
         self.upstream: Upstream | None = None
         self.draining = False
+        self.in_flight = 0
         self._ready_at = 0.0
         self._ready = False
 
@@ -144,7 +145,9 @@ class Gateway:
     async def _probe_upstream(self) -> bool:
         from .upstream.client import UpstreamRequest
         try:
-            resp = await asyncio.wait_for(self.upstream.send(UpstreamRequest("HEAD", "/")), 5)
+            # any answer below 500 proves the upstream is up; a HEAD of a bucket that is not
+            # there is cheap everywhere (RGW mis-answers HEAD /, and GET / lists every bucket)
+            resp = await asyncio.wait_for(self.upstream.send(UpstreamRequest("HEAD", "/r2gw-readiness-probe")), 5)
             resp.release()
             return resp.status < 500
         except Exception:
@@ -198,6 +201,26 @@ def banner(gateway: Gateway, endpoints: list[str]) -> str:
     return "\n".join(lines)
 
 
+async def drain(runner: web.AppRunner, gateway: Gateway, timeout: float) -> None:
+    """Stop accepting, let in-flight requests finish (up to ``timeout``), then shut down.
+
+    aiohttp's own shutdown closes every connection first, which makes it drop the rest of an
+    upload still arriving; so the gateway waits for its in-flight requests itself, answering
+    each with ``Connection: close``, and only then lets aiohttp cancel what is left.
+    """
+    gateway.draining = True
+    log.info("draining", timeout_seconds=timeout, in_flight=gateway.in_flight)
+    for site in list(runner.sites):
+        await site.stop()
+    deadline = asyncio.get_running_loop().time() + timeout
+    while gateway.in_flight and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.05)
+    if gateway.in_flight:
+        log.warning("drain_timeout", cancelled=gateway.in_flight)
+    runner._shutdown_timeout = 0.5  # what is left is cancelled: its upstream writes are aborted
+    await runner.cleanup()
+
+
 async def serve(settings: Settings, *, reuse_port: bool = False, ready_fd: int | None = None,
                 quiet: bool = False) -> int:
     """Run until SIGTERM/SIGINT, then drain: stop accepting, finish in-flight requests, exit 0."""
@@ -240,9 +263,7 @@ async def serve(settings: Settings, *, reuse_port: bool = False, ready_fd: int |
         os.write(ready_fd, b"1")
         os.close(ready_fd)
     await stop.wait()
-    gateway.draining = True
-    log.info("draining", timeout_seconds=settings.drain_timeout)
-    await runner.cleanup()  # stops listening, waits for in-flight requests up to drain_timeout
+    await drain(runner, gateway, settings.drain_timeout)
     if metrics_runner is not None:
         await metrics_runner.cleanup()
     log.info("stopped")

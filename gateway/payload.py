@@ -7,6 +7,7 @@ request stream to it with backpressure (one piece in flight).
 """
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import hashlib
@@ -94,8 +95,9 @@ class Ingest:
     """
 
     def __init__(self, stream, auth: AuthResult | None, headers: Mapping[str, str],
-                 content_length: int | None) -> None:
+                 content_length: int | None, read_timeout: float = 60.0) -> None:
         self._stream = stream
+        self._read_timeout = read_timeout
         self.error: S3Error | None = None
         payload_hash = auth.payload_hash if auth else UNSIGNED
         self._decoder: ChunkedDecoder | None = None
@@ -120,8 +122,14 @@ class Ingest:
     async def _iterate(self) -> AsyncIterator[bytes]:
         held: bytes | memoryview | None = None
         decoder, verifier = self._decoder, self._verifier
+        stream, timeout = self._stream, self._read_timeout
         try:
-            async for data in self._stream.iter_any():
+            while True:
+                # a client that stops sending mid-body (slow-loris) is cut off after read_timeout
+                async with asyncio.timeout(timeout):
+                    data = await stream.readany()
+                if not data:
+                    break
                 pieces = decoder.feed(data) if decoder is not None else (data,)
                 for piece in pieces:
                     if not piece:
@@ -138,7 +146,10 @@ class Ingest:
         except S3Error as e:
             self.error = e
             raise
-        except Exception as e:  # client went away mid-body, read timeout, …
+        except TimeoutError as e:
+            self.error = S3Error("RequestTimeout")
+            raise self.error from e
+        except Exception as e:  # client went away mid-body
             self.error = S3Error("IncompleteBody")
             raise self.error from e
         if held is not None:

@@ -288,7 +288,8 @@ async def handle(ex: Exchange) -> web.StreamResponse:
     gw.rules.apply(ex)
     # the body, verified on its way through
     if _has_body(ex.request, headers):
-        ex.ingest = Ingest(ex.request.content, auth, headers, ex.request.content_length)
+        ex.ingest = Ingest(ex.request.content, auth, headers, ex.request.content_length,
+                           gw.settings.limits.client_read_timeout)
         if op in XML_BODY_OPERATIONS:
             ex.body = await ex.ingest.read_all(gw.settings.limits.max_xml_body_bytes)
             ex.bytes_in = len(ex.body)
@@ -332,6 +333,7 @@ async def entry(request: web.Request) -> web.StreamResponse:
     ex = Exchange(gw, request)
     m = gw.metrics
     m.in_flight.inc()
+    gw.in_flight += 1
     status = 500
     try:
         try:
@@ -350,8 +352,11 @@ async def entry(request: web.Request) -> web.StreamResponse:
             log.exception("unhandled_error", request_id=ex.request_id, operation=ex.op)
             resp = await error_response(request, S3Error("InternalError"), ex.request_id, ex.raw_path)
         status = resp.status
+        if gw.draining:
+            resp.force_close()
         return resp
     finally:
+        gw.in_flight -= 1
         m.in_flight.dec()
         elapsed = time.perf_counter() - ex.started
         if ex.ingest is not None and ex.body is ex.ingest:
