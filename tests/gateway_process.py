@@ -16,6 +16,17 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 
+# every gateway log file and every secret the test run used: tests/zz_final greps the one for the other
+LOG_FILES: list[Path] = []
+SECRETS: set[str] = set()
+
+
+def remember_secret(value: str) -> str:
+    """Register a secret a test sends (an SSE-C key, a password) so the final check looks for it."""
+    if value and len(value) >= 8:
+        SECRETS.add(value)
+    return value
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -72,6 +83,10 @@ class GatewayProcess:
         self.proc: subprocess.Popen | None = None
 
     def start(self, timeout: float = 30.0) -> "GatewayProcess":
+        LOG_FILES.append(self.log_path)
+        for name, value in self.env.items():
+            if name.startswith("R2GW_") and "SECRET" in name and not name.endswith("_FILE"):
+                remember_secret(value)
         self._log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(self.args, cwd=ROOT, env=self.env, stdout=self._log,
                                      stderr=subprocess.STDOUT)

@@ -14,6 +14,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from tests import s3raw
+from tests.gateway_process import remember_secret
 
 
 def code_of(exc: ClientError) -> str:
@@ -201,6 +202,7 @@ def test_complete_unknown_upload_is_no_such_upload(s3, bucket):
 
 def test_sse_c_roundtrip(s3, bucket):
     key = os.urandom(32)
+    remember_secret(base64.b64encode(key).decode())
     kw = {"SSECustomerAlgorithm": "AES256", "SSECustomerKey": key}
     s3.put_object(Bucket=bucket, Key="secret", Body=b"classified", **kw)
     assert s3.get_object(Bucket=bucket, Key="secret", **kw)["Body"].read() == b"classified"
