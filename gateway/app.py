@@ -25,6 +25,7 @@ from .config import Settings
 from .extensions import default_extensions
 from .observability import Metrics, log
 from .proxy import entry
+from .rules import response as response_rules
 from .rules.mode import Rules
 from .rules.profile import load_profile
 from .upstream.client import Upstream
@@ -81,9 +82,14 @@ class Gateway:
             keys = [generated_key]
         self.generated_key = generated_key if generated_key in keys else None
         self.keys = KeyStore(keys)
+        self.internal_bucket = settings.upstream.internal_bucket
         self.virtual_host_domains = tuple(d.lower().strip(".") for d in settings.virtual_host_domains)
         self.profile = load_profile(settings.profile)
+        if settings.storage_class_map:
+            self.profile = self.profile.with_storage_class_map(settings.storage_class_map)
         self.rules = Rules(self.profile, settings.mode, self.metrics)
+        # headers stripped / storage classes mapped back in answers; None: nothing to do
+        self.response_rules = response_rules.build(self.profile, settings.mode)
         self.extensions = default_extensions()
         self.embedded: EmbeddedUpstream | None = None
         self.upstream: Upstream | None = None

@@ -67,6 +67,9 @@ class Upstream(_Model):
     dialect: Literal["auto", "aws", "minio", "ceph", "moto"] = "auto"
     max_connections: int = Field(256, ge=1)
     verify_tls: bool = True
+    # a bucket of the gateway's own on the upstream (hidden from clients): part sizes of completed
+    # multipart uploads, for ?partNumber reads on upstreams that ignore partNumber (Ceph RGW 16)
+    internal_bucket: str = Field("r2gw-internal", pattern=r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
     timeouts: Timeouts = Timeouts()
 
     @field_validator("endpoint")
@@ -115,6 +118,9 @@ class Settings(_Model):
     keys: list[ClientKey] = []
     profile: str = "r2"
     mode: Literal["enforce", "audit", "off"] = "enforce"
+    # client storage class -> the upstream's, laid over the profile's storage_class_map
+    # (e.g. {IA: STANDARD_IA}); R2GW_STORAGE_CLASS_MAP takes YAML/JSON: '{IA: STANDARD_IA}'
+    storage_class_map: dict[str, str] = {}
     # base domains for virtual-hosted-style addressing: <bucket>.<domain>
     virtual_host_domains: list[str] = []
     limits: Limits = Limits()
@@ -202,6 +208,8 @@ def _resolve_secret_files(tree: dict, prefix: tuple[str, ...] = ()) -> None:
 
 def _yaml_env_value(path: tuple[str, ...], raw: str) -> Any:
     field = _leaf_paths(Settings)[path]
+    if str(field.annotation).startswith("dict"):
+        return yaml.safe_load(raw) if raw.strip() else {}
     if "list" in str(field.annotation):
         return [] if not raw.strip() else (yaml.safe_load(raw) if raw.lstrip().startswith("[") else
                                            [p.strip() for p in raw.split(",") if p.strip()])

@@ -56,6 +56,7 @@ ERRORS: dict[str, tuple[int, str]] = {
     "PreconditionFailed": (412, "At least one of the pre-conditions you specified did not hold."),
     "RequestEntityTooLarge": (413, "Request entity too large."),
     "InvalidRange": (416, "The requested range is not satisfiable."),
+    "InvalidPartNumber": (416, "The requested partnumber is not satisfiable."),
     # 429 / 5xx
     "TooManyRequests": (429, "Reduce your request rate."),
     "InternalError": (500, "We encountered an internal error. Please try again."),

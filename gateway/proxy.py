@@ -14,6 +14,7 @@ from aiohttp import web
 from multidict import CIMultiDict
 
 from . import addressing, s3xml
+from .extensions import post_object
 from .auth.presign import strip_presign_params
 from .auth.sigv4 import AuthResult, authenticate, canonical_query, uri_encode
 from .errors import S3Error
@@ -57,7 +58,8 @@ class Exchange:
 
     __slots__ = ("gw", "request", "request_id", "method", "raw_path", "raw_query", "headers", "bucket",
                  "key", "query", "op", "auth", "client_key", "ingest", "body", "upstream_status",
-                 "bytes_in", "bytes_out", "started", "upstream_headers", "features", "response_headers")
+                 "bytes_in", "bytes_out", "started", "upstream_headers", "features", "response_headers",
+                 "query_override")
 
     def __init__(self, gw: "Gateway", request: web.Request) -> None:
         self.gw = gw
@@ -87,6 +89,7 @@ class Exchange:
         self.upstream_headers: dict[str, str] = {}
         self.features: list[str] = []
         self.response_headers: dict[str, str] = {}
+        self.query_override: str | None = None
 
     # -- what the upstream is asked ------------------------------------------------------------
     @property
@@ -123,6 +126,8 @@ class Exchange:
         return resp.status, resp.headers
 
     def upstream_query(self) -> str:
+        if self.query_override is not None:
+            return self.query_override
         raw = strip_presign_params(self.raw_query) if self.auth and self.auth.presigned else self.raw_query
         return canonical_query(raw) if raw else ""
 
@@ -177,10 +182,15 @@ class Exchange:
             if resp.status >= 400:
                 raise await upstream_error(self, resp)
             fixed = await dialects.fix_response(self, resp)
+            response_rules = self.gw.response_rules  # the profile's answer headers (rules/response.py)
             if fixed is not None:
+                if response_rules is not None:
+                    response_rules.apply(self.op, fixed.headers)
                 return fixed
-            out = web.StreamResponse(status=resp.status, reason=resp.reason)
+            out = _RelayResponse(status=resp.status, reason=resp.reason)
             copy_headers(resp, out)
+            if response_rules is not None:
+                response_rules.apply(self.op, out.headers)
             out.headers["x-amz-request-id"] = self.request_id
             if self.response_headers:
                 out.headers.update(self.response_headers)
@@ -218,6 +228,13 @@ async def read_capped(resp: aiohttp.ClientResponse, limit: int) -> bytes:
             raise S3Error("BadGateway", "The upstream's answer was larger than expected.")
         parts.append(data)
     return b"".join(parts)
+
+
+class _RelayResponse(web.StreamResponse):
+    """A StreamResponse whose headers leave with its first body bytes (or at its end), as
+    ``web.Response`` does: a small object's answer is one socket write instead of two. (An aiohttp
+    without this class attribute simply sends the headers at ``prepare()``, as before.)"""
+    _send_headers_immediately = False
 
 
 def copy_headers(resp: aiohttp.ClientResponse, out: web.StreamResponse) -> None:
@@ -268,6 +285,13 @@ async def handle(ex: Exchange) -> web.StreamResponse:
     # 1. addressing
     addr = addressing.parse(headers.get("host", ""), ex.raw_path, gw.virtual_host_domains)
     ex.bucket, ex.key = addr.bucket, addr.key
+    if ex.bucket == gw.internal_bucket:
+        raise S3Error("AccessDenied")
+    if ex.method == "POST" and ex.key is None and ex.bucket and not ex.raw_query \
+            and headers.get("content-type", "")[:19].lower() == "multipart/form-data" \
+            and "x-amz-request-route" not in headers:
+        # PostObject (browser form upload): authenticated by its signed policy, not SigV4 headers
+        return await post_object.handle(ex)
     # 2. authentication
     try:
         ex.auth = auth = authenticate(ex.method, ex.raw_path, ex.raw_query, headers, gw.keys.secret_for,

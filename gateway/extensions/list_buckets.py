@@ -69,8 +69,9 @@ async def list_buckets(ex, proceed):
     key = ex.client_key
     buckets.sort()
     after = decode_token(token) if token else start_after
+    hidden = ex.gw.internal_bucket
     selected = [b for b in buckets
-                if b[0].startswith(prefix) and (after is None or b[0] > after) and key.sees_bucket(b[0])]
+                if b[0] != hidden and b[0].startswith(prefix) and (after is None or b[0] > after) and key.sees_bucket(b[0])]
     page, truncated = selected[:max_keys], len(selected) > max_keys
     next_token = encode_token(page[-1][0]) if truncated and page else None
     body = [owner_xml, "<Buckets>"]

@@ -97,6 +97,8 @@ class Limits(_Model):
     max_object_bytes: int | None = Field(default=None, gt=0)
     max_parts: int | None = Field(default=None, gt=0)
     min_part_bytes: int | None = Field(default=None, gt=0)
+    # R2: every part but the last has the same size, or CompleteMultipartUpload is InvalidPart
+    uniform_parts: bool = False
     bucket_name: BucketName
 
 
@@ -234,18 +236,18 @@ class Profile:
     """A validated profile, compiled for the hot path. The file's fields are on ``spec`` and, for
     reading, on the profile itself (``profile.operations`` is ``profile.spec.operations``)."""
 
-    __slots__ = ("spec", "name", "extensions", "checksums", "limits", "storage_classes", "storage_class_error",
-                 "_rules", "_bucket_re", "_strip")
+    __slots__ = ("spec", "name", "extension_set", "checksums", "limits", "storage_class_set",
+                 "storage_class_error", "op_rules", "_bucket_re", "_strip")
 
     def __init__(self, spec: ProfileSpec) -> None:
         self.spec = spec
         self.name = spec.name
-        self.extensions = frozenset(spec.extensions)
+        self.extension_set = frozenset(spec.extensions)
         self.checksums = spec.checksums
         self.limits = spec.limits
-        self.storage_classes = frozenset(spec.storage_classes)
+        self.storage_class_set = frozenset(spec.storage_classes)
         self.storage_class_error = spec.storage_class_error
-        self._rules = _compile(spec)
+        self.op_rules = _compile(spec)
         self._bucket_re = re.compile(spec.limits.bucket_name.pattern)
         self._strip: dict[str, tuple[frozenset[str], tuple[str, ...]]] = {}
         for name, op in spec.operations.items():
@@ -255,16 +257,18 @@ class Profile:
 
     def __getattr__(self, name: str):
         # only reached for what is not a slot: the file's other fields
+        if name == "spec":  # not set yet (copy, unpickling): no recursion
+            raise AttributeError(name)
         return getattr(self.spec, name)
 
     def __repr__(self) -> str:
         return f"<Profile {self.name}>"
 
     def rules(self, op: str) -> OpRules | None:
-        return self._rules.get(op)
+        return self.op_rules.get(op)
 
     def implemented(self, op: str) -> bool:
-        r = self._rules.get(op)
+        r = self.op_rules.get(op)
         return r is not None and r.implemented
 
     def valid_bucket_name(self, name: str) -> bool:
@@ -312,8 +316,6 @@ class _UniqueKeyLoader(yaml.SafeLoader):
             seen[key] = key_node.start_mark.line
         return super().construct_mapping(node, deep=deep)
 
-
-_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _UniqueKeyLoader.construct_mapping)
 
 
 def _explain(e: ValidationError) -> str:

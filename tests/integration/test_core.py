@@ -182,14 +182,42 @@ def test_multipart_upload_with_copy_part_range(s3, rgw_s3, bucket):
     assert done["ETag"].startswith('"') and done["ETag"].endswith('-2"')  # not RGW's empty ETag
     body = s3.get_object(Bucket=bucket, Key="big")["Body"].read()
     assert body == part + (b"0123456789" * 10)
-    # partNumber on a single-part object: part 1 is the whole object (RGW 16 ignores partNumber,
-    # so multipart part reads are not asserted here; see the README's limitations)
+    # partNumber reads (RGW 16 ignores partNumber: the gateway serves them as ranges)
+    p1_read = s3.get_object(Bucket=bucket, Key="big", PartNumber=1)
+    assert p1_read["Body"].read() == part and p1_read["PartsCount"] == 2
+    p2_read = s3.get_object(Bucket=bucket, Key="big", PartNumber=2)
+    assert p2_read["Body"].read() == b"0123456789" * 10
+    assert s3.head_object(Bucket=bucket, Key="big", PartNumber=2)["ContentLength"] == 100
+    with pytest.raises(ClientError) as e:
+        s3.get_object(Bucket=bucket, Key="big", PartNumber=3)
+    assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 416
     single = s3.get_object(Bucket=bucket, Key="source", PartNumber=1)
     assert single["Body"].read() == b"0123456789" * 1000
+    assert "r2gw-internal" not in [b["Name"] for b in s3.list_buckets()["Buckets"]]
     # abort another upload
     uid2 = s3.create_multipart_upload(Bucket=bucket, Key="aborted")["UploadId"]
     s3.abort_multipart_upload(Bucket=bucket, Key="aborted", UploadId=uid2)
     assert s3.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
+
+
+def test_non_uniform_parts_are_invalid_part(s3, rgw_s3, bucket):
+    """R2: every part but the last has the same size."""
+    uid = s3.create_multipart_upload(Bucket=bucket, Key="uneven")["UploadId"]
+    sizes = [5 * 1024 * 1024 + 1, 5 * 1024 * 1024, 10]
+    etags = [s3.upload_part(Bucket=bucket, Key="uneven", UploadId=uid, PartNumber=i + 1,
+                            Body=b"u" * n)["ETag"] for i, n in enumerate(sizes)]
+    with pytest.raises(ClientError) as e:
+        s3.complete_multipart_upload(Bucket=bucket, Key="uneven", UploadId=uid, MultipartUpload={
+            "Parts": [{"PartNumber": i + 1, "ETag": t} for i, t in enumerate(etags)]})
+    assert code_of(e.value) == "InvalidPart"
+    assert keys_in(rgw_s3, bucket) == []
+    s3.abort_multipart_upload(Bucket=bucket, Key="uneven", UploadId=uid)
+
+
+def test_internal_bucket_is_out_of_reach(s3):
+    with pytest.raises(ClientError) as e:
+        s3.list_objects_v2(Bucket="r2gw-internal")
+    assert code_of(e.value) == "AccessDenied"
 
 
 def test_complete_unknown_upload_is_no_such_upload(s3, bucket):
