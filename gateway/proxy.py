@@ -47,6 +47,8 @@ XML_BODY_OPERATIONS = frozenset({
     "PutBucketLifecycleConfiguration", "PutBucketEncryption", "RestoreObject",
 })
 _MAX_ERROR_BODY = 64 * 1024
+_SSE_C = "x-amz-server-side-encryption-customer-"
+_SOURCE_SSE_C = "x-amz-copy-source-server-side-encryption-customer-"
 
 
 def new_request_id() -> str:
@@ -118,6 +120,14 @@ class Exchange:
                           "sourcebucket/sourcekey", ArgumentName="x-amz-copy-source")
         version = addressing.parse_query(q).get("versionId") if q else None
         return bucket, key, version
+
+    def sse_c(self, source: bool = False) -> dict[str, str]:
+        """The SSE-C headers that let the gateway read the object upstream: the request's own, or
+        (``source``) the copy source's ``x-amz-copy-source-server-side-encryption-customer-*``."""
+        if not source:
+            return {k: v for k, v in self.upstream_headers.items() if k.startswith(_SSE_C)}
+        return {_SSE_C + k[len(_SOURCE_SSE_C):]: v for k, v in self.headers.items()
+                if k.startswith(_SOURCE_SSE_C)}
 
     async def head(self, bucket: str, key: str | None = None, headers: dict[str, str] | None = None):
         """HEAD a bucket or object upstream → (status, headers)."""

@@ -17,10 +17,6 @@ from ..errors import S3Error
 _HEADERS = ("if-match", "if-none-match", "if-modified-since", "if-unmodified-since")
 
 
-def _sse_c(headers: dict[str, str]) -> dict[str, str]:
-    return {k: v for k, v in headers.items() if k.startswith("x-amz-server-side-encryption-customer-")}
-
-
 async def conditional_write(ex, proceed):
     cond = Conditions.from_headers(ex.headers)
     if not cond:
@@ -33,7 +29,7 @@ async def conditional_write(ex, proceed):
             if h in ex.headers:
                 ex.upstream_headers[h] = ex.headers[h]
         return await proceed(ex)
-    status, headers = await ex.head(ex.bucket, ex.key, _sse_c(ex.upstream_headers))
+    status, headers = await ex.head(ex.bucket, ex.key, ex.sse_c())
     state = state_from_head(status, headers)
     dialect = ex.gw.upstream.dialect
     if not holds(cond, state):

@@ -7,7 +7,6 @@ from ..errors import S3Error
 
 SYSTEM = ("content-type", "cache-control", "content-disposition", "content-encoding", "content-language",
           "expires")
-_SOURCE_SSE = "x-amz-copy-source-server-side-encryption-customer-"
 
 
 async def merge(ex, proceed):
@@ -15,9 +14,7 @@ async def merge(ex, proceed):
     if directive != "MERGE":
         return await proceed(ex)
     bucket, key, _ = ex.copy_source()
-    sse = {"x-amz-server-side-encryption-customer-" + k[len(_SOURCE_SSE):]: v
-           for k, v in ex.headers.items() if k.startswith(_SOURCE_SSE)}
-    status, headers = await ex.head(bucket, key, sse)
+    status, headers = await ex.head(bucket, key, ex.sse_c(source=True))
     if status == 404:
         raise S3Error("NoSuchKey")
     if status >= 300:

@@ -19,7 +19,6 @@ from ..errors import S3Error
 
 # upstreams known to ignore partNumber on GET/HEAD
 IGNORES_PART_NUMBER = frozenset({"ceph"})
-_SSE_C = "x-amz-server-side-encryption-customer-"
 _ETAG_PARTS = re.compile(r'-(\d+)"?$')
 
 
@@ -123,8 +122,7 @@ async def part_number(ex, proceed):
     if not 1 <= number <= 10000:
         raise S3Error("InvalidArgument", "Part number must be an integer between 1 and 10000, inclusive",
                       ArgumentName="partNumber")
-    sse = {k: v for k, v in ex.upstream_headers.items() if k.startswith(_SSE_C)}
-    status, headers = await ex.head(ex.bucket, ex.key, sse)
+    status, headers = await ex.head(ex.bucket, ex.key, ex.sse_c())
     if status >= 300:
         return await proceed(ex)  # the upstream's own answer: NoSuchKey, 403, …
     size = int(headers.get("Content-Length", "0"))

@@ -76,9 +76,7 @@ async def fix_response(ex: "Exchange", resp: aiohttp.ClientResponse) -> web.Stre
 
 
 async def _head_etag(ex: "Exchange") -> str | None:
-    headers = {k: v for k, v in ex.upstream_headers.items()
-               if k.startswith("x-amz-server-side-encryption-customer")}
-    resp = await ex.call_upstream("HEAD", query="", headers=headers, body=None)
+    resp = await ex.call_upstream("HEAD", query="", headers=ex.sse_c(), body=None)
     try:
         etag = resp.headers.get("ETag")
     finally:
