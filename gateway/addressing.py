@@ -52,17 +52,17 @@ def parse(host: str, raw_path: str, domains: tuple[str, ...] = ()) -> Address:
     if not raw_path.startswith("/"):
         raise S3Error("InvalidRequest", "The request target must be an absolute path.")
     bucket = _host_bucket(host, domains)
-    if bucket is not None:
-        key = unquote(raw_path[1:], errors="strict") if len(raw_path) > 1 else None
-        return Address(bucket, key or None, True)
-    rest = raw_path[1:]
-    if not rest:
-        return Address(None, None)
-    name, slash, key = rest.partition("/")
     try:
+        if bucket is not None:
+            key = unquote(raw_path[1:], errors="strict") if len(raw_path) > 1 else None
+            return Address(bucket, key or None, True)
+        rest = raw_path[1:]
+        if not rest:
+            return Address(None, None)
+        name, slash, key = rest.partition("/")
         bucket = unquote(name, errors="strict")
         key = unquote(key, errors="strict") if slash else ""
-    except UnicodeDecodeError:
+    except UnicodeDecodeError:  # percent-escapes that are not UTF-8
         raise S3Error("InvalidURI", "Couldn't parse the specified URI.", status=400) from None
     if not bucket:
         raise S3Error("InvalidBucketName", BucketName="")
