@@ -19,6 +19,8 @@ run: install
 
 deps: $(BIN)/python
 	$(BIN)/pip install -q -e '.[test]'
+	# real Helm (v4's Go library); it declares Python >= 3.12 but works on 3.11
+	$(BIN)/pip install -q --ignore-requires-python 'helm-sdkpy==0.1.32'
 	bash tests/upstreams/install-system-deps.sh
 	bash tests/clients/install-clients.sh
 

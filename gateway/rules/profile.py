@@ -23,7 +23,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from ..operations import ALIASES, METADATA_OPERATIONS, OBJECT, OPERATION_INFO, OPERATIONS, level_of
 
-PROFILES_DIR = Path(__file__).resolve().parents[2] / "config" / "profiles"
+# shipped as package data (config/profiles in the repository is a link to it)
+PROFILES_DIR = Path(__file__).resolve().parents[1] / "profiles"
 
 CHECKSUM_ALGORITHMS = frozenset({"CRC32", "CRC32C", "CRC64NVME", "SHA1", "SHA256", "SHA512", "MD5",
                                  "XXHASH64", "XXHASH3", "XXHASH128"})
