@@ -3,7 +3,7 @@
 Every key has exactly one environment name, derived from its path in the model:
 ``upstream.secret_access_key`` ↔ ``R2GW_UPSTREAM_SECRET_ACCESS_KEY``. A secret may instead be read
 from a file named by the same variable with ``_FILE`` appended (Kubernetes Secret mounts), or by a
-``*_file`` key in YAML. ``R2GW_ACCESS_KEY_ID`` / ``R2GW_SECRET_ACCESS_KEY`` add one client key with
+``*_file`` key in YAML; access key ids may come from files the same way. ``R2GW_ACCESS_KEY_ID`` / ``R2GW_SECRET_ACCESS_KEY`` add one client key with
 full rights. Unknown keys are errors. pydantic was chosen because it is the maintained standard for
 typed validation in Python and names the failing key in its errors.
 """
@@ -173,7 +173,9 @@ def env_names() -> dict[str, tuple[str, ...]]:
     return names
 
 
-_SECRET_LEAVES = {path for path, f in _leaf_paths(Settings).items() if "SecretStr" in str(f.annotation)}
+# settings that may be read from a file (a Kubernetes Secret mount): secrets and access key ids
+_FILE_LEAVES = {path for path, f in _leaf_paths(Settings).items()
+                if "SecretStr" in str(f.annotation) or path[-1] == "access_key_id"}
 
 
 def _set(tree: dict, path: tuple[str, ...], value: Any) -> None:
@@ -201,7 +203,7 @@ def _resolve_secret_files(tree: dict, prefix: tuple[str, ...] = ()) -> None:
             for i, item in enumerate(v):
                 if isinstance(item, dict):
                     _resolve_secret_files(item, prefix + (k, str(i)))
-        elif k.endswith("_file") and k[:-5] in ("secret_access_key",):
+        elif k.endswith("_file") and k[:-5] in ("secret_access_key", "access_key_id"):
             tree[k[:-5]] = _read_secret_file(".".join(prefix + (k,)), v)
             del tree[k]
 
@@ -237,12 +239,12 @@ def load(path: str | os.PathLike | None = None, environ: Mapping[str, str] | Non
     for name, value in environ.items():
         if not name.startswith(ENV_PREFIX):
             continue
-        if name.endswith("_FILE") and name[:-5] in names and names[name[:-5]] in _SECRET_LEAVES:
+        if name.endswith("_FILE") and name[:-5] in names and names[name[:-5]] in _FILE_LEAVES:
             _set(tree, names[name[:-5]], _read_secret_file(name, value))
         elif name in names:
             _set(tree, names[name], _yaml_env_value(names[name], value))
         elif name.endswith("_FILE") and name[:-5] in names:
-            raise ConfigError(f"{name}: only secrets may be read from files")
+            raise ConfigError(f"{name}: only secrets and access key ids may be read from files")
         else:
             raise ConfigError(f"{name}: unknown setting (known: see `r2-gateway check-config --env`)")
     try:

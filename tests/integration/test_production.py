@@ -360,3 +360,24 @@ def test_slow_body_is_cut_off(rgw, rgw_s3, tmp_path):
         assert b" 400 " in reply.split(b"\r\n")[0] and b"RequestTimeout" in reply
         assert rgw_s3.list_objects_v2(Bucket=bucket).get("KeyCount") == 0
         gw.client().delete_bucket(Bucket=bucket)
+
+
+def test_key_ids_and_secrets_from_files(tmp_path):
+    """Kubernetes Secret mounts: both the id and the secret of a key may be files."""
+    (tmp_path / "id").write_text("AKIDFROMFILE\n")
+    (tmp_path / "sk").write_text("secret-from-file\n")
+    (tmp_path / "c.yaml").write_text(f"keys:\n  - access_key_id_file: {tmp_path / 'id'}\n"
+                                     f"    secret_access_key_file: {tmp_path / 'sk'}\n")
+    import os
+    env = {k: v for k, v in os.environ.items() if not k.startswith("R2GW_")}
+    r = run_cli("check-config", str(tmp_path / "c.yaml"), env=env)
+    assert r.returncode == 0 and "1 client key" in r.stdout, r.stderr
+    from gateway import config
+    s = config.load(tmp_path / "c.yaml", {"R2GW_UPSTREAM_ENDPOINT": "http://127.0.0.1:1",
+                                          "R2GW_UPSTREAM_ACCESS_KEY_ID_FILE": str(tmp_path / "id"),
+                                          "R2GW_UPSTREAM_SECRET_ACCESS_KEY_FILE": str(tmp_path / "sk")})
+    assert s.keys[0].access_key_id == "AKIDFROMFILE" and s.upstream.access_key_id == "AKIDFROMFILE"
+    assert s.upstream.secret_access_key.get_secret_value() == "secret-from-file"
+    with pytest.raises(config.ConfigError) as e:
+        config.load(None, {"R2GW_PROFILE_FILE": str(tmp_path / "id")})
+    assert "R2GW_PROFILE_FILE" in str(e.value)
