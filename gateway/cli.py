@@ -81,7 +81,7 @@ def _run_check(args) -> int:
     try:
         settings = config.load(args.path)
         from .rules.profile import load_profile
-        load_profile(settings.profile)
+        load_profile(settings.profile).with_storage_class_map(settings.storage_class_map)
     except config.ConfigError as e:
         print(f"r2-gateway: {e}", file=sys.stderr)
         return 1

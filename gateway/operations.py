@@ -44,10 +44,10 @@ Headers = Mapping[str, str]
 class _Pick:
     """Choose between two targets with one more test on the query or the headers."""
 
-    __slots__ = ("test", "yes", "no", "why")
+    __slots__ = ("test", "yes", "no")
 
-    def __init__(self, test: Callable[[Query, Headers], bool], why: str, yes: "Target", no: "Target") -> None:
-        self.test, self.why, self.yes, self.no = test, why, yes, no
+    def __init__(self, test: Callable[[Query, Headers], bool], yes: "Target", no: "Target") -> None:
+        self.test, self.yes, self.no = test, yes, no
 
     def __call__(self, query: Query, headers: Headers) -> str:
         t = self.yes if self.test(query, headers) else self.no
@@ -96,11 +96,11 @@ def _is_form_upload(q: Query, h: Headers) -> bool:
 
 
 def _if_query(name: str, yes: Target, no: Target) -> _Pick:
-    return _Pick(_query_has(name), f"?{name}", yes, no)
+    return _Pick(_query_has(name), yes, no)
 
 
 def _if_header(name: str, yes: Target, no: Target) -> _Pick:
-    return _Pick(_header_has(name), name, yes, no)
+    return _Pick(_header_has(name), yes, no)
 
 
 def _bad_argument(message: str) -> _Refuse:
@@ -154,7 +154,7 @@ TABLE: dict[tuple[str, str], list[tuple[str | None, Target]]] = {
         ("session", "CreateSession"),
         ("uploads", "ListMultipartUploads"),
         ("versions", "ListObjectVersions"),
-        ("list-type", _Pick(_query_is("list-type", "2"), "list-type=2", "ListObjectsV2",
+        ("list-type", _Pick(_query_is("list-type", "2"), "ListObjectsV2",
                             _bad_argument("Invalid List Type specified; only list-type=2 is supported."))),
         (None, "ListObjects"),
     ],
@@ -176,7 +176,7 @@ TABLE: dict[tuple[str, str], list[tuple[str | None, Target]]] = {
         ("metadataConfiguration", "CreateBucketMetadataConfiguration"),
         ("metadataTable", "CreateBucketMetadataTableConfiguration"),
         (None, _if_header("x-amz-request-route", _WGOR,
-                          _Pick(_is_form_upload, "multipart/form-data", "PostObject",
+                          _Pick(_is_form_upload, "PostObject",
                                 _Refuse("MethodNotAllowed", Method="POST", ResourceType="BUCKET")))),
     ],
     ("HEAD", BUCKET): [(None, "HeadBucket")],
@@ -215,7 +215,7 @@ TABLE: dict[tuple[str, str], list[tuple[str | None, Target]]] = {
         ("uploadId", "CompleteMultipartUpload"),
         ("uploads", "CreateMultipartUpload"),
         ("restore", "RestoreObject"),
-        ("select", _Pick(_query_is("select-type", "2"), "select-type=2", "SelectObjectContent",
+        ("select", _Pick(_query_is("select-type", "2"), "SelectObjectContent",
                          _bad_argument("SelectObjectContent needs select-type=2."))),
         (None, _if_header("x-amz-request-route", _WGOR,
                           _Refuse("MethodNotAllowed", Method="POST", ResourceType="OBJECT"))),

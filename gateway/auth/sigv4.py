@@ -15,6 +15,24 @@ Choices (see also the module docstring of ``presign``):
   raw-order-sorted second candidate. Extra candidates cost one HMAC each, only on failure.
 * Every ``x-amz-*`` header present must be signed and ``host`` must be signed, as S3 enforces
   (``AccessDenied`` "There were headers present in the request which were not signed").
+
+Error codes (header form), following S3:
+
+* no credentials at all -> ``AccessDenied`` (no anonymous access);
+* SigV2 (``Authorization: AWS ak:sig`` or ``AWSAccessKeyId``/``Signature`` query) -> ``InvalidRequest``
+  "The authorization mechanism you have provided is not supported. Please use AWS4-HMAC-SHA256." (what
+  S3 answers in SigV4-only regions); SigV4a -> ``NotImplemented``; other schemes -> ``InvalidArgument``
+  "Unsupported Authorization Type"; header *and* presigned query -> ``InvalidArgument``;
+* unparsable header/credential, service other than ``s3``, terminal other than ``aws4_request``, scope
+  date != date of ``x-amz-date`` -> ``AuthorizationHeaderMalformed``;
+* missing/invalid ``x-amz-date`` (and no valid ``Date``) -> ``AccessDenied`` "AWS authentication requires
+  a valid Date or x-amz-date header";
+* missing ``x-amz-content-sha256`` -> ``InvalidRequest`` "Missing required header for this request:
+  x-amz-content-sha256"; an unknown value -> ``InvalidArgument`` (S3's message); ECDSA streaming ->
+  ``NotImplemented``;
+* unknown access key -> ``InvalidAccessKeyId``; skew > 15 min -> ``RequestTimeTooSkewed`` (403);
+* wrong signature, or a signed header absent -> ``SignatureDoesNotMatch`` (fields: AWSAccessKeyId and
+  StringToSign — never the canonical request, which may hold header values such as SSE-C keys).
 """
 from __future__ import annotations
 

@@ -24,10 +24,10 @@ Header values that are secrets (SSE-C keys, session tokens) are never echoed: th
 from __future__ import annotations
 
 from dataclasses import dataclass
-from email.header import decode_header, make_header
 from typing import Mapping
 
 from ..errors import S3Error, header_not_implemented, not_implemented
+from ..extensions.unicode_metadata import decode_value
 from .profile import OpRules, Profile
 
 _SECRET_HEADERS = frozenset({
@@ -45,6 +45,11 @@ _PART_OPS = frozenset({"UploadPart", "UploadPartCopy"})
 class Violation:
     feature: str      # "GetObjectTagging", "x-amz-acl=public-read", "?versionId=3", "key-length", …
     error: S3Error
+
+    @property
+    def name(self) -> str:
+        """The feature without the client's value ("x-amz-acl"): a bounded set, fit for a metric label."""
+        return self.feature.partition("=")[0]
 
 
 def _shown(name: str, value: str) -> str:
@@ -68,14 +73,6 @@ def _utf8_len(s: str) -> int:
     return len(s) if s.isascii() else len(s.encode("utf-8", "surrogateescape"))
 
 
-def _decoded_len(value: str) -> int:
-    """Length in UTF-8 bytes of an RFC 2047-encoded header value once decoded (R2 measures that)."""
-    try:
-        return _utf8_len(str(make_header(decode_header(value))))
-    except Exception:  # not valid RFC 2047 after all: measured as sent
-        return _utf8_len(value)
-
-
 def check(profile: Profile, op: str, headers: Mapping[str, str], query: Mapping[str, str],
           bucket: str | None, key: str | None, *, decoded_metadata_size: int | None = None) -> list[Violation]:
     """What in this request ``profile``'s provider does not implement (empty: nothing).
@@ -83,7 +80,7 @@ def check(profile: Profile, op: str, headers: Mapping[str, str], query: Mapping[
     ``headers`` has lowercase names. ``decoded_metadata_size`` overrides the measured size of the
     x-amz-meta-* headers (for a caller that has decoded them already).
     """
-    rules = profile._rules.get(op)
+    rules = profile.op_rules.get(op)
     if rules is None or not rules.implemented:
         return [Violation(op, not_implemented(op))]
     out: list[Violation] = []
@@ -98,7 +95,7 @@ def check(profile: Profile, op: str, headers: Mapping[str, str], query: Mapping[
                 out.append(_query(name, value))
     if rules.storage_class:
         value = headers.get("x-amz-storage-class")
-        if value is not None and value not in profile.storage_classes:
+        if value is not None and value not in profile.storage_class_set:
             out.append(_storage_class(profile, value))
     if rules.scan:
         _scan(profile, op, rules, headers, query, bucket, out, decoded_metadata_size)
@@ -122,7 +119,7 @@ def _scan(profile: Profile, op: str, rules: OpRules, headers: Mapping[str, str],
     prefixes = rules.refuse_prefixes
     any_prefix = rules.any_prefix
     refused = rules.refused_names
-    unicode_meta = "unicode_metadata" in profile.extensions
+    unicode_meta = "unicode_metadata" in profile.extension_set
     meta = 0
     algorithm = checksum_type = None
     for name, value in headers.items():
@@ -136,7 +133,7 @@ def _scan(profile: Profile, op: str, rules: OpRules, headers: Mapping[str, str],
         if not name.startswith("x-amz-"):
             continue
         if name.startswith("x-amz-meta-"):
-            meta += len(name) - 11 + (_decoded_len(value) if unicode_meta and "=?" in value else _utf8_len(value))
+            meta += len(name) - 11 + _utf8_len(decode_value(value) if unicode_meta and "=?" in value else value)
         elif name.startswith("x-amz-checksum-"):
             suffix = name[15:]
             if suffix == "type":
@@ -167,7 +164,7 @@ def _scan(profile: Profile, op: str, rules: OpRules, headers: Mapping[str, str],
         if size > limits.max_metadata_bytes:
             out.append(Violation("metadata-size", S3Error("MetadataTooLarge")))
     if op == "CreateBucket" or (op in _CREATE_IF_MISSING_OPS
-                                and "create_bucket_if_missing" in profile.extensions
+                                and "create_bucket_if_missing" in profile.extension_set
                                 and headers.get("cf-create-bucket-if-missing", "").lower() == "true"):
         if bucket is not None and not profile.valid_bucket_name(bucket):
             out.append(Violation("bucket-name", S3Error("InvalidBucketName", BucketName=bucket[:_MAX_SHOWN])))

@@ -31,3 +31,16 @@ class Rules:
             raise violations[0].error
         log.warning("r2_unsupported_feature", request_id=ex.request_id, operation=ex.op,
                     features=[v.feature for v in violations], profile=self.profile.name)
+
+    def report(self, ex: "Exchange", violations: list) -> None:
+        """What a handler found in the request body (form fields, XML elements), in this mode:
+        enforce raises the first, audit counts and logs, off ignores."""
+        if self.mode == "off" or not violations:
+            return
+        for v in violations:
+            self._rejected.labels(ex.op, v.name, self.mode).inc()
+            ex.features.append(v.feature)
+        if self.mode == "enforce":
+            raise violations[0].error
+        log.warning("r2_unsupported_feature", request_id=ex.request_id, operation=ex.op,
+                    features=[v.feature for v in violations], profile=self.profile.name)

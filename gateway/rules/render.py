@@ -48,52 +48,53 @@ def _yaml_relpath(profile: Profile) -> str:
 
 
 def render_markdown(profile: Profile) -> str:
-    ops = profile.operations
+    spec = profile.spec
+    ops = spec.operations
     out: list[str] = []
     w = out.append
     w(f"<!-- Generated from {_yaml_relpath(profile)} by `python -m gateway.rules.render {profile.name}`. "
       "Do not edit by hand. -->")
-    w(f"# {profile.title}")
+    w(f"# {spec.title}")
     w("")
     implemented = sum(o.implemented for o in ops.values())
     w(f"Profile `{profile.name}`: {implemented} of {len(ops)} S3 operations implemented. "
-      f"Sources: {', '.join(f'`{s}`' for s in profile.sources)}.")
+      f"Sources: {', '.join(f'`{s}`' for s in spec.sources)}.")
     w("")
     w(f"{_YES} implemented / supported · {_NO} not implemented: the gateway answers 501 NotImplemented "
       f"(`<Operation> not implemented`, `Header '<name>' with value '<value>' not implemented`) unless the "
       f"value is one of the harmless values below · {_EXT} provider extension. "
       "Headers and parameters not listed are forwarded as they are.")
     w("")
-    if profile.region is not None:
+    if spec.region is not None:
         w("## Region")
         w("")
-        aliases = ", ".join(f"`{a}`" if a else "empty" for a in profile.region.aliases)
-        w(f"`{profile.region.name}`" + (f"; {aliases} alias to it." if aliases else "."))
+        aliases = ", ".join(f"`{a}`" if a else "empty" for a in spec.region.aliases)
+        w(f"`{spec.region.name}`" + (f"; {aliases} alias to it." if aliases else "."))
         w("")
-    if profile.extensions:
+    if spec.extensions:
         w("## Extensions")
         w("")
-        for e in profile.extensions:
+        for e in spec.extensions:
             w(f"- `{e}`")
         w("")
     w("## Storage classes")
     w("")
     w("| Storage class | Upstream class |")
     w("| --- | --- |")
-    for c in profile.storage_classes:
+    for c in spec.storage_classes:
         w(f"| `{c}` | `{profile.upstream_storage_class(c)}` |")
     w("")
-    if profile.storage_class_error == "NotImplemented":
+    if spec.storage_class_error == "NotImplemented":
         w("Any other value, the empty one included: `Header 'x-amz-storage-class' with value '<value>' not implemented`.")
     else:
-        w(f"Any other value: `{profile.storage_class_error}`.")
+        w(f"Any other value: `{spec.storage_class_error}`.")
     w("")
     w("## Checksums")
     w("")
-    if profile.checksums:
+    if spec.checksums:
         w("| Algorithm | " + " | ".join(f"`{t}`" for t in _CHECKSUM_TYPES) + " |")
         w("| --- | " + " | ".join("---" for _ in _CHECKSUM_TYPES) + " |")
-        for alg, types in profile.checksums.items():
+        for alg, types in spec.checksums.items():
             w(f"| `{alg}` | " + " | ".join(_YES if t in types else _NO for t in _CHECKSUM_TYPES) + " |")
         w("")
         w("Other algorithms are refused wherever they appear (`x-amz-checksum-<algorithm>`, "
@@ -103,7 +104,7 @@ def render_markdown(profile: Profile) -> str:
     w("")
     w("## Limits")
     w("")
-    lim = profile.limits
+    lim = spec.limits
     w("| Limit | Value |")
     w("| --- | --- |")
     w(f"| Object key | ≤ {lim.max_key_bytes} bytes (UTF-8), else `{lim.key_error}` |")
@@ -122,28 +123,28 @@ def render_markdown(profile: Profile) -> str:
     w("")
     w("## Values of ❌ headers that pass")
     w("")
-    if profile.harmless_header_values or profile.harmless_query_values:
+    if spec.harmless_header_values or spec.harmless_query_values:
         w("| Header / parameter | Passing values |")
         w("| --- | --- |")
-        for name, values in profile.harmless_header_values.items():
+        for name, values in spec.harmless_header_values.items():
             w(f"| `{name}` | " + ", ".join(f"`{v}`" for v in values) + " |")
-        for name, values in profile.harmless_query_values.items():
+        for name, values in spec.harmless_query_values.items():
             w(f"| `?{name}` | " + ", ".join(f"`{v}`" for v in values) + " |")
     else:
         w("None.")
     w("")
     w("Any other ❌ header or parameter is refused whatever its value, an empty one included.")
     w("")
-    if profile.common_request_headers:
+    if spec.common_request_headers:
         w("## Common request headers")
         w("")
-        for f in profile.common_request_headers:
+        for f in spec.common_request_headers:
             w(f"- {_feature(f)}")
         w("")
-    if profile.strip_response_headers:
+    if spec.strip_response_headers:
         w("## Response headers not sent")
         w("")
-        w(", ".join(f"`{h}`" for h in profile.strip_response_headers))
+        w(", ".join(f"`{h}`" for h in spec.strip_response_headers))
         w("")
     titles = {SERVICE: "Service-level operations", BUCKET: "Bucket-level operations", OBJECT: "Object-level operations"}
     for level in (SERVICE, BUCKET, OBJECT):
@@ -173,7 +174,7 @@ def render_markdown(profile: Profile) -> str:
 
 
 def render_json(profile: Profile) -> str:
-    data = profile.model_dump(mode="json", by_alias=True, exclude={"groups"})
+    data = profile.spec.model_dump(mode="json", by_alias=True, exclude={"groups"})
     for name, op in data["operations"].items():
         op["level"] = level_of(name)
     data["aliases"] = dict(ALIASES)

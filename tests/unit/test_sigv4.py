@@ -22,7 +22,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gateway.auth import sigv4
-from gateway.auth.sigv4 import (AuthResult, PayloadHasher, authenticate, canonical_query,
+from gateway.auth.sigv4 import (AuthResult, authenticate, canonical_query,
                                 canonical_uri_candidates, signing_key, uri_encode)
 from gateway.errors import S3Error
 
