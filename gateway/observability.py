@@ -21,6 +21,8 @@ _SECRETISH = re.compile(
 
 
 def redact(text: str) -> str:
+    if "=" not in text and ":" not in text:  # every pattern above needs one of them
+        return text
     return _SECRETISH.sub(lambda m: m.group(1) + "<redacted>", text)
 
 
@@ -46,7 +48,8 @@ def configure_logging(level: str = "info", stream=None) -> None:
             structlog.processors.JSONRenderer(),
         ],
         wrapper_class=structlog.make_filtering_bound_logger(_LEVELS[level]),
-        logger_factory=structlog.PrintLoggerFactory(stream),
+        # one write per line (print() makes two on an unbuffered stream: the line, then "\n")
+        logger_factory=structlog.WriteLoggerFactory(stream),
         cache_logger_on_first_use=True,
     )
     # third-party loggers (aiohttp, botocore) through the same JSON renderer

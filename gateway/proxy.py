@@ -46,6 +46,13 @@ XML_BODY_OPERATIONS = frozenset({
     "DeleteObjects", "CompleteMultipartUpload", "CreateBucket", "PutBucketCors",
     "PutBucketLifecycleConfiguration", "PutBucketEncryption", "RestoreObject",
 })
+# the root element of each of those bodies (checked before anything is forwarded)
+XML_ROOTS = {
+    "DeleteObjects": "Delete", "CompleteMultipartUpload": "CompleteMultipartUpload",
+    "CreateBucket": "CreateBucketConfiguration", "PutBucketCors": "CORSConfiguration",
+    "PutBucketLifecycleConfiguration": "LifecycleConfiguration",
+    "PutBucketEncryption": "ServerSideEncryptionConfiguration", "RestoreObject": "RestoreRequest",
+}
 _MAX_ERROR_BODY = 64 * 1024
 _SSE_C = "x-amz-server-side-encryption-customer-"
 _SOURCE_SSE_C = "x-amz-copy-source-server-side-encryption-customer-"
@@ -286,12 +293,18 @@ Handler = Callable[[Exchange], Awaitable[web.StreamResponse]]
 
 async def forward(ex: Exchange) -> web.StreamResponse:
     """The default last stage: send the request upstream as it is and relay the answer."""
+    await dialects.fix_request(ex)
     return await ex.relay(await ex.call_upstream())
 
 
 async def handle(ex: Exchange) -> web.StreamResponse:
     gw = ex.gw
     headers = ex.headers
+    for value in headers.values():
+        if not value.isascii() and any(0xDC80 <= ord(c) <= 0xDCFF for c in value):
+            # bytes that are not UTF-8 (aiohttp hands them over surrogate-escaped): they can be
+            # neither verified nor forwarded as they were sent
+            raise S3Error("InvalidArgument", "Header values must be valid UTF-8.")
     # 1. addressing
     addr = addressing.parse(headers.get("host", ""), ex.raw_path, gw.virtual_host_domains)
     ex.bucket, ex.key = addr.bucket, addr.key
@@ -327,6 +340,7 @@ async def handle(ex: Exchange) -> web.StreamResponse:
         if op in XML_BODY_OPERATIONS:
             ex.body = await ex.ingest.read_all(gw.settings.limits.max_xml_body_bytes)
             ex.bytes_in = len(ex.body)
+            s3xml.check_document(ex.body, XML_ROOTS[op])
         else:
             ex.body = ex.ingest
     ex.upstream_headers = ex.forwarded_headers()

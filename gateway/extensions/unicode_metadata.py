@@ -13,6 +13,8 @@ from ..errors import S3Error
 
 LIMIT = 8192
 _ENCODED_WORD = re.compile(r"=\?[^?]+\?[bBqQ]\?[^?]*\?=")
+# control characters (HTAB excepted) in a decoded value: CR/LF would split the header upstream
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 
 
 def decode_value(value: str) -> str:
@@ -56,6 +58,9 @@ async def unicode_metadata(ex, proceed):
             dropped += 1
             continue
         value = decode_value(headers[k])
+        if _CONTROL.search(value):
+            raise S3Error("InvalidArgument", "Metadata values may not contain control characters.",
+                          ArgumentName=k)
         size += len(k) - 11 + len(value.encode())
         headers[k] = encode_value(value)
     if size > LIMIT:
