@@ -146,7 +146,7 @@ class Exchange:
         if self.query_override is not None:
             return self.query_override
         raw = strip_presign_params(self.raw_query) if self.auth and self.auth.presigned else self.raw_query
-        return canonical_query(raw) if raw else ""
+        return canonical_query(_first_of_each(raw)) if raw else ""
 
     def forwarded_headers(self) -> dict[str, str]:
         out = {}
@@ -172,22 +172,23 @@ class Exchange:
         gw = self.gw
         if body == "default":
             body = self.body
-        length = None
-        if isinstance(body, Ingest):
-            length = body.length
+        # a streaming body (Ingest, PostObject's file part) carries its length and, once it has
+        # refused its own bytes, the error that answers the client
+        streaming = body is not None and not isinstance(body, (bytes, bytearray))
         req = UpstreamRequest(method or self.method, path or self.upstream_path,
                               self.upstream_query() if query is None else query,
-                              self.upstream_headers if headers is None else headers, body, length)
+                              self.upstream_headers if headers is None else headers, body,
+                              body.length if streaming else None)
         t0 = time.perf_counter()
         try:
             resp = await gw.upstream.send(req)
         except S3Error as e:
-            if isinstance(body, Ingest) and body.error is not None:
+            if streaming and body.error is not None:
                 raise body.error from None
             gw.metrics.upstream_errors.labels(e.code).inc()
             raise
         gw.metrics.upstream_latency.labels(self.op).observe(time.perf_counter() - t0)
-        if isinstance(body, Ingest) and body.error is not None:
+        if streaming and body.error is not None:
             resp.close()
             raise body.error
         return resp
@@ -353,6 +354,22 @@ def _has_body(request: web.Request, headers: dict[str, str]) -> bool:
         return True
     length = request.content_length
     return bool(length)
+
+
+def _first_of_each(raw_query: str) -> str:
+    """The raw query with each parameter's first occurrence only — the one the gateway itself reads
+    (``addressing.parse_query``). Repeated names would reach the upstream otherwise, and Ceph RGW
+    keeps one of them when it checks the gateway's signature: ``?cors&cors`` failed as 502."""
+    if "&" not in raw_query:
+        return raw_query
+    seen: set[str] = set()
+    parts = []
+    for part in raw_query.split("&"):
+        name = unquote(part.partition("=")[0])
+        if part and name not in seen:
+            seen.add(name)
+            parts.append(part)
+    return "&".join(parts)
 
 
 def _source_bucket(copy_source: str) -> str:

@@ -48,7 +48,6 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, AsyncIterator
 from urllib.parse import quote, urlsplit, urlunsplit, urlencode, parse_qsl
 
-import aiohttp
 from aiohttp import web
 from aiohttp.helpers import parse_mimetype
 from aiohttp.multipart import BodyPartReader, MultipartReader
@@ -57,7 +56,6 @@ from .. import s3xml
 from ..auth.sigv4 import AuthResult, hmac_hex, parse_amz_date, signatures_equal, signing_key, uri_encode
 from ..errors import S3Error
 from ..rules.enforce import Violation
-from ..upstream.client import UpstreamRequest
 from .unicode_metadata import encode_value
 
 if TYPE_CHECKING:
@@ -354,24 +352,6 @@ def _upstream_headers(ex: "Exchange", fields: dict[str, str]) -> dict[str, str]:
     return headers
 
 
-async def _send(ex: "Exchange", key: str, headers: dict[str, str], body, length: int) -> aiohttp.ClientResponse:
-    gw = ex.gw
-    req = UpstreamRequest("PUT", ex.bucket_path(ex.bucket, key), "", headers, body, length)
-    t0 = time.perf_counter()
-    try:
-        resp = await gw.upstream.send(req)
-    except S3Error as e:
-        if isinstance(body, _FileBody) and body.error is not None:
-            raise body.error from None
-        gw.metrics.upstream_errors.labels(e.code).inc()
-        raise
-    gw.metrics.upstream_latency.labels(OPERATION).observe(time.perf_counter() - t0)
-    if isinstance(body, _FileBody) and body.error is not None:
-        resp.close()
-        raise body.error
-    return resp
-
-
 def _location(ex: "Exchange", key: str) -> str:
     request = ex.request
     host = ex.headers.get("host", "")
@@ -494,7 +474,7 @@ async def _handle(ex: "Exchange") -> web.StreamResponse:
         length = len(data)
     else:
         body = _FileBody(file_part, length)
-    resp = await _send(ex, key, headers, body, length)
+    resp = await ex.call_upstream("PUT", ex.bucket_path(ex.bucket, key), "", headers, body)
     ex.bytes_in = file_start + length
     ex.upstream_status = resp.status
     try:

@@ -68,7 +68,9 @@ class Upstream:
         if conn is None:
             return 0
         idle = sum(len(v) for v in getattr(conn, "_conns", {}).values())
-        busy = sum(len(v) for v in getattr(conn, "_acquired_per_host", {}).values())
+        # every acquired connection (and connect in progress); the per-host sets stay empty
+        # because limit_per_host is 0
+        busy = len(getattr(conn, "_acquired", ()))
         return idle + busy
 
     async def send(self, req: UpstreamRequest) -> aiohttp.ClientResponse:
