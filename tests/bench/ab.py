@@ -1,0 +1,106 @@
+"""A/B: the gateway's CPU per request, a baseline copy against the working tree, interleaved.
+
+    cp -r gateway config /tmp/base/          # before changing gateway/
+    .venv/bin/python -m tests.bench.ab --baseline /tmp/base [--op GET] [--rounds 6] [--seconds 4]
+
+Both gateways run in front of one Ceph RGW; the load generator drives them in alternating slices
+(A, B, B, A, …) so that load from elsewhere on the machine falls on both alike. Prints the
+gateway CPU µs/request and ops/s of each, per slice and as medians.
+"""
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+from . import loadgen as lg
+from . import procstat
+from .run import BUCKET, RGW_CONF
+from ..gateway_process import GatewayProcess
+from ..upstreams.rgw import CephRGW
+
+
+async def _slice(gw: GatewayProcess, op: str, seconds: float, concurrency: int, rate: float | None):
+    s = lg.SigV4(gw.endpoint, gw.access_key, gw.secret_key, "auto")
+    body = lg.RepeatBody(1024, seed=1)
+    block, ph = body.block, body.sha256()
+    if op == "GET":
+        make = lambda w, n: (s.head("GET", f"/{BUCKET}/small/{(w * 7 + n) % 64:04d}"), None)  # noqa: E731
+    else:
+        make = lambda w, n: (s.head("PUT", f"/{BUCKET}/p/{w:03d}-{n % 32:02d}", ph, len(block)), block)  # noqa: E731
+    pids = procstat.tree(gw.pid)
+    marks = {}
+    r = await lg.run_load(s.addr, make, concurrency=concurrency, duration=seconds, warmup=0.5, rate=rate,
+                          on_window=lambda e: marks.__setitem__(e, procstat.tree_cpu_seconds(pids)))
+    if r.errors:
+        raise RuntimeError(f"errors: {r.errors} {r.first_error}")
+    return r.ops_per_s, (marks["end"] - marks["start"]) / max(1, r.requests) * 1e6
+
+
+async def _populate(gw: GatewayProcess) -> None:
+    s = lg.SigV4(gw.endpoint, gw.access_key, gw.secret_key, "auto")
+    body = lg.RepeatBody(1024, seed=1)
+    await lg.simple(s.addr, s.head("PUT", f"/{BUCKET}", lg.EMPTY_SHA256, 0))
+    for i in range(64):
+        st, _ = await lg.simple(s.addr, s.head("PUT", f"/{BUCKET}/small/{i:04d}", body.sha256(), 1024), body.block)
+        assert st == 200, st
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m tests.bench.ab")
+    ap.add_argument("--baseline", type=Path, required=True, help="a directory holding gateway/ and config/")
+    ap.add_argument("--candidate", type=Path, help="likewise (default: this working tree)")
+    ap.add_argument("--op", choices=("GET", "PUT"), default="GET")
+    ap.add_argument("--concurrency", type=int, default=16)
+    ap.add_argument("--rate", type=float)
+    ap.add_argument("--rounds", type=int, default=6)
+    ap.add_argument("--seconds", type=float, default=4.0)
+    args = ap.parse_args(argv)
+    import uvloop
+
+    workdir = Path(tempfile.mkdtemp(prefix="r2gw-ab-"))
+    rgw = CephRGW(workdir / "rgw", memstore_bytes=2 << 30, extra_conf=RGW_CONF)
+    gws: dict[str, GatewayProcess] = {}
+    try:
+        rgw.start()
+        a = GatewayProcess(workdir / "a", upstream=rgw, tls=False, name="baseline")
+        b = GatewayProcess(workdir / "b", upstream=rgw, tls=False, name="candidate")
+        # each runs from its own directory: `python -m gateway` imports the package in the cwd
+        import tests.gateway_process as gp
+        orig_root = gp.ROOT
+        try:
+            gp.ROOT = args.baseline
+            a.start()
+            gp.ROOT = args.candidate or orig_root
+            b.start()
+        finally:
+            gp.ROOT = orig_root
+        gws = {"A (baseline)": a, "B (candidate)": b}
+        uvloop.run(_populate(b))
+        res: dict[str, list[tuple[float, float]]] = {k: [] for k in gws}
+        names = list(gws)
+        for i in range(args.rounds):
+            order = names if i % 2 == 0 else names[::-1]
+            for name in order:
+                ops, us = uvloop.run(_slice(gws[name], args.op, args.seconds, args.concurrency, args.rate))
+                res[name].append((ops, us))
+                print(f"round {i + 1} {name:<17} {ops:8,.0f} ops/s  {us:5.0f} µs CPU/req  load {procstat.loadavg()}",
+                      flush=True)
+        print()
+        for name, v in res.items():
+            print(f"{name:<17} {args.op} c={args.concurrency}: CPU median {statistics.median(u for _, u in v):.0f} µs/req"
+                  f" (min {min(u for _, u in v):.0f}, max {max(u for _, u in v):.0f}),"
+                  f" ops/s median {statistics.median(o for o, _ in v):,.0f}")
+        return 0
+    finally:
+        for g in gws.values():
+            g.stop()
+        rgw.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
