@@ -9,6 +9,7 @@ import logging
 import re
 import sys
 
+import orjson
 import structlog
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client import CONTENT_TYPE_LATEST
@@ -62,10 +63,34 @@ def configure_logging(level: str = "info", stream=None) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     logging.getLogger("aiohttp.access").disabled = True
+    global access_log
+    access_log = AccessLog(getattr(stream, "buffer", None))
 
 
 log = structlog.get_logger("r2gw")
-access_log = structlog.get_logger("r2gw.access")
+
+
+class AccessLog:
+    """The one JSON line per request, on a structlog logger of its own with a short processor
+    chain (level, timestamp, orjson) — it runs on every request, so it skips what only free-form
+    log events need. Only the object key is client-chosen text, so only it is scrubbed."""
+
+    def __init__(self, stream=None) -> None:
+        self._logger = structlog.wrap_logger(
+            structlog.BytesLogger(stream or sys.stderr.buffer),
+            processors=[structlog.processors.add_log_level,
+                        structlog.processors.TimeStamper(fmt="iso", utc=True),
+                        structlog.processors.JSONRenderer(serializer=orjson.dumps)],
+            wrapper_class=structlog.make_filtering_bound_logger(logging.INFO))
+
+    def request(self, **fields) -> None:
+        key = fields.get("key")
+        if key and ("=" in key or ":" in key):
+            fields["key"] = redact(key)
+        self._logger.info("request", **fields)
+
+
+access_log = AccessLog()
 
 _LATENCY_BUCKETS = (.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60)
 
@@ -75,6 +100,7 @@ class Metrics:
 
     def __init__(self) -> None:
         r = self.registry = CollectorRegistry(auto_describe=True)
+        self._children: dict[tuple[str, int], tuple] = {}
         self.requests = Counter("r2gw_requests_total", "Requests answered, by S3 operation and HTTP status.",
                                 ["operation", "status"], registry=r)
         self.latency = Histogram("r2gw_request_duration_seconds", "Time to answer a request, by operation.",
@@ -97,6 +123,16 @@ class Metrics:
                                 "operation and feature (counted in enforce and audit modes).",
                                 ["operation", "feature", "mode"], registry=r)
         self.upstream_pool = Gauge("r2gw_upstream_connections", "Connections open to the upstream.", registry=r)
+
+    def observe_request(self, operation: str, status: int, seconds: float) -> None:
+        """Count one answered request; labelled children are cached (labels() costs µs a call)."""
+        key = (operation, status)
+        pair = self._children.get(key)
+        if pair is None:
+            pair = self._children[key] = (self.requests.labels(operation, str(status)),
+                                          self.latency.labels(operation))
+        pair[0].inc()
+        pair[1].observe(seconds)
 
     def render(self) -> tuple[bytes, str]:
         return generate_latest(self.registry), CONTENT_TYPE_LATEST

@@ -4,6 +4,7 @@
 """
 from __future__ import annotations
 
+import itertools
 import os
 import time
 from urllib.parse import unquote
@@ -18,7 +19,8 @@ from .extensions import post_object
 from .auth.presign import strip_presign_params
 from .auth.sigv4 import AuthResult, authenticate, canonical_query, uri_encode
 from .errors import S3Error
-from .observability import access_log, log
+from . import observability
+from .observability import log
 from .operations import classify
 from .payload import Ingest
 from .upstream.client import UpstreamRequest
@@ -58,8 +60,23 @@ _SSE_C = "x-amz-server-side-encryption-customer-"
 _SOURCE_SSE_C = "x-amz-copy-source-server-side-encryption-customer-"
 
 
-def new_request_id() -> str:
-    return os.urandom(8).hex().upper()
+class _RequestIds:
+    """16 hex digits: a random per-process prefix and a counter (no syscall per request; a forked
+    worker draws a prefix of its own)."""
+
+    def __init__(self) -> None:
+        self.reset()
+        os.register_at_fork(after_in_child=self.reset)
+
+    def reset(self) -> None:
+        self._prefix = os.urandom(3).hex().upper()
+        self._count = itertools.count(int.from_bytes(os.urandom(2), "big") << 16)
+
+    def __call__(self) -> str:
+        return f"{self._prefix}{next(self._count) & 0xFFFFFFFFFF:010X}"
+
+
+new_request_id = _RequestIds()
 
 
 class Exchange:
@@ -426,12 +443,12 @@ async def entry(request: web.Request) -> web.StreamResponse:
         elapsed = time.perf_counter() - ex.started
         if ex.ingest is not None and ex.body is ex.ingest:
             ex.bytes_in = ex.ingest._verifier.received
-        m.requests.labels(ex.op, str(status)).inc()
-        m.latency.labels(ex.op).observe(elapsed)
+        m.observe_request(ex.op, status, elapsed)
         m.bytes_in.inc(ex.bytes_in)
         m.bytes_out.inc(ex.bytes_out)
-        access_log.info("request", request_id=ex.request_id,
-                        access_key_id=ex.auth.access_key_id if ex.auth else None, operation=ex.op,
-                        method=ex.method, bucket=ex.bucket, key=ex.key, status=status,
-                        upstream_status=ex.upstream_status, bytes_in=ex.bytes_in, bytes_out=ex.bytes_out,
-                        duration_ms=round(elapsed * 1000, 3), features=ex.features or None)
+        observability.access_log.request(request_id=ex.request_id,
+                                         access_key_id=ex.auth.access_key_id if ex.auth else None,
+                                         operation=ex.op, method=ex.method, bucket=ex.bucket, key=ex.key,
+                                         status=status, upstream_status=ex.upstream_status,
+                                         bytes_in=ex.bytes_in, bytes_out=ex.bytes_out,
+                                         duration_ms=round(elapsed * 1000, 3), features=ex.features or None)
