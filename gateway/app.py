@@ -120,7 +120,7 @@ class Gateway:
             self.embedded.stop()
 
     # -- internal endpoints --------------------------------------------------------------------
-    def internal_endpoint(self, request: web.Request):
+    def internal_endpoint(self, request: web.BaseRequest):
         path = request.raw_path
         if path not in INTERNAL_PATHS or request.method not in ("GET", "HEAD"):
             return None
@@ -134,10 +134,10 @@ class Gateway:
             return self.metrics_handler
         return None
 
-    async def _healthz(self, request: web.Request) -> web.Response:
+    async def _healthz(self, request: web.BaseRequest) -> web.Response:
         return web.json_response({"status": "ok"})
 
-    async def _readyz(self, request: web.Request) -> web.Response:
+    async def _readyz(self, request: web.BaseRequest) -> web.Response:
         if self.draining:
             return web.json_response({"status": "draining"}, status=503)
         now = time.monotonic()
@@ -159,31 +159,27 @@ class Gateway:
         except Exception:
             return False
 
-    async def metrics_handler(self, request: web.Request) -> web.Response:
+    async def metrics_handler(self, request: web.BaseRequest) -> web.Response:
         self.metrics.upstream_pool.set(self.upstream.pool_size if self.upstream else 0)
         body, ctype = self.metrics.render()
         return web.Response(body=body, headers={"Content-Type": ctype})
 
 
-def build_app(gateway: Gateway) -> web.Application:
+def build_server(gateway: Gateway) -> web.Server:
+    """aiohttp's low-level server with the gateway's handler: every path is S3 (or an internal
+    endpoint), so there is no router and no middleware chain to pay for on each request."""
     limits = gateway.settings.limits
-    app = web.Application(handler_args={
-        "max_line_size": limits.max_header_bytes, "max_field_size": limits.max_header_bytes,
-        "keepalive_timeout": limits.keepalive_timeout, "auto_decompress": False,
-        "access_log": None,
-    })
-    app["gateway"] = gateway
-    app.router.add_route("*", "/{tail:.*}", entry)
 
-    async def on_startup(_app):
-        await gateway.start()
+    async def handler(request: web.BaseRequest) -> web.StreamResponse:
+        if request.version == (1, 1) and "Expect" in request.headers:
+            # what aiohttp's router would do: SDKs (boto3) wait for this before sending a body
+            if request.headers["Expect"].lower() == "100-continue":
+                await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+                request.writer.output_size = 0
+        return await entry(gateway, request)
 
-    async def on_cleanup(_app):
-        await gateway.stop()
-
-    app.on_startup.append(on_startup)
-    app.on_cleanup.append(on_cleanup)
-    return app
+    return web.Server(handler, max_line_size=limits.max_header_bytes, max_field_size=limits.max_header_bytes,
+                      keepalive_timeout=limits.keepalive_timeout, auto_decompress=False, access_log=None)
 
 
 def _split(hostport: str) -> tuple[str, int]:
@@ -207,7 +203,7 @@ def banner(gateway: Gateway, endpoints: list[str]) -> str:
     return "\n".join(lines)
 
 
-async def drain(runner: web.AppRunner, gateway: Gateway, timeout: float) -> None:
+async def drain(runner: web.BaseRunner, gateway: Gateway, timeout: float) -> None:
     """Stop accepting, let in-flight requests finish (up to ``timeout``), then shut down.
 
     aiohttp's own shutdown closes every connection first, which makes it drop the rest of an
@@ -231,9 +227,9 @@ async def serve(settings: Settings, *, reuse_port: bool = False, ready_fd: int |
                 quiet: bool = False) -> int:
     """Run until SIGTERM/SIGINT, then drain: stop accepting, finish in-flight requests, exit 0."""
     gateway = Gateway(settings)
-    app = build_app(gateway)
-    runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=settings.drain_timeout,
-                           access_log=None)
+    await gateway.start()
+    runner = web.ServerRunner(build_server(gateway), handle_signals=False,
+                              shutdown_timeout=settings.drain_timeout)
     await runner.setup()
     endpoints = []
     if settings.listen:
@@ -270,6 +266,7 @@ async def serve(settings: Settings, *, reuse_port: bool = False, ready_fd: int |
         os.close(ready_fd)
     await stop.wait()
     await drain(runner, gateway, settings.drain_timeout)
+    await gateway.stop()
     if metrics_runner is not None:
         await metrics_runner.cleanup()
     log.info("stopped")

@@ -87,7 +87,7 @@ class Exchange:
                  "bytes_in", "bytes_out", "started", "upstream_headers", "features", "response_headers",
                  "query_override")
 
-    def __init__(self, gw: "Gateway", request: web.Request) -> None:
+    def __init__(self, gw: "Gateway", request: web.BaseRequest) -> None:
         self.gw = gw
         self.request = request
         self.request_id = new_request_id()
@@ -366,7 +366,7 @@ async def handle(ex: Exchange) -> web.StreamResponse:
     return await gw.extensions.run(ex, forward)
 
 
-def _has_body(request: web.Request, headers: dict[str, str]) -> bool:
+def _has_body(request: web.BaseRequest, headers: dict[str, str]) -> bool:
     if "transfer-encoding" in headers:
         return True
     length = request.content_length
@@ -394,7 +394,7 @@ def _source_bucket(copy_source: str) -> str:
     return src.split("/", 1)[0]
 
 
-async def error_response(request: web.Request, err: S3Error, request_id: str,
+async def error_response(request: web.BaseRequest, err: S3Error, request_id: str,
                          resource: str | None = None) -> web.Response:
     headers = CIMultiDict({"x-amz-request-id": request_id})
     for k, v in err.headers.items():
@@ -406,9 +406,8 @@ async def error_response(request: web.Request, err: S3Error, request_id: str,
     return web.Response(status=err.status, body=err.to_xml(request_id, resource), headers=headers)
 
 
-async def entry(request: web.Request) -> web.StreamResponse:
-    """aiohttp handler: runs the pipeline, answers errors as S3 XML, logs and counts the request."""
-    gw: Gateway = request.app["gateway"]
+async def entry(gw: "Gateway", request: web.BaseRequest) -> web.StreamResponse:
+    """The server's handler: runs the pipeline, answers errors as S3 XML, logs and counts the request."""
     internal = gw.internal_endpoint(request)
     if internal is not None:
         return await internal(request)
@@ -421,10 +420,10 @@ async def entry(request: web.Request) -> web.StreamResponse:
         try:
             resp = await handle(ex)
         except S3Error as err:
+            # a refused upload's unread body is drained by aiohttp's lingering read (bounded by
+            # lingering_time) before the connection closes: closing at once would reset the
+            # connection and could destroy this answer before the client reads it
             resp = await error_response(request, err, ex.request_id, ex.raw_path)
-            if ex.ingest is not None and ex.body is ex.ingest:
-                # a refused upload: do not read the rest of the body, close the connection
-                resp.force_close()
         except web.HTTPException:
             raise
         except (ConnectionResetError, aiohttp.ClientConnectionResetError):

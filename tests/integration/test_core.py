@@ -379,3 +379,19 @@ def test_embedded_upstream_quickstart(embedded_gateway):
     s3.delete_object(Bucket="quickstart", Key="hello.txt")
     s3.delete_bucket(Bucket="quickstart")
     assert "NOTHING IS PERSISTED" in embedded_gateway.log_path.read_text()
+
+
+def test_expect_100_continue(gateway, rgw_s3, bucket):
+    """SDKs send Expect: 100-continue and wait for it before the body."""
+    import socket
+    body = b"after the interim answer"
+    h = s3raw.sign("PUT", f"{gateway.endpoint}/{bucket}/expect", {"Content-Length": str(len(body)),
+                                                                   "Expect": "100-continue"},
+                   "UNSIGNED-PAYLOAD", gateway.access_key, gateway.secret_key)
+    with socket.create_connection(("127.0.0.1", gateway.port), timeout=10) as s:
+        s.sendall((f"PUT /{bucket}/expect HTTP/1.1\r\nHost: 127.0.0.1:{gateway.port}\r\n"
+                   + "".join(f"{k}: {v}\r\n" for k, v in h.items()) + "\r\n").encode())
+        assert s.recv(4096).startswith(b"HTTP/1.1 100 Continue\r\n\r\n")
+        s.sendall(body)
+        assert s.recv(4096).startswith(b"HTTP/1.1 200 ")
+    assert rgw_s3.get_object(Bucket=bucket, Key="expect")["Body"].read() == body
