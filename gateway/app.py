@@ -110,7 +110,8 @@ class Gateway:
             endpoint, ak, sk, region = up.endpoint, up.access_key_id, up.secret_access_key.get_secret_value(), up.region
         self.upstream = Upstream(endpoint, ak, sk, region, max_connections=up.max_connections,
                                  connect_timeout=up.timeouts.connect, read_timeout=up.timeouts.read,
-                                 verify_tls=up.verify_tls, dialect=up.dialect)
+                                 verify_tls=up.verify_tls, dialect=up.dialect,
+                                 transport=up.transport)
         await self.upstream.start()
 
     async def stop(self) -> None:

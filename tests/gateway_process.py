@@ -73,6 +73,10 @@ class GatewayProcess:
                       "R2GW_TLS_LISTEN": f"127.0.0.1:{tls_port}"})
             self.https_endpoint = f"https://127.0.0.1:{tls_port}"
             self.ca_bundle = str(cert)
+        # TEST_UPSTREAM_TRANSPORT=lean runs every test gateway on that upstream transport (not an
+        # R2GW_* name: the gateway refuses unknown R2GW_* variables, and some tests inherit os.environ)
+        if os.environ.get("TEST_UPSTREAM_TRANSPORT"):
+            e["R2GW_UPSTREAM_TRANSPORT"] = os.environ["TEST_UPSTREAM_TRANSPORT"]
         e.update(env or {})
         self.env = e
         self.args = [sys.executable, "-m", "gateway", "serve"]

@@ -16,6 +16,7 @@ from yarl import URL
 
 from ..errors import S3Error
 from .signer import EMPTY_SHA256, UNSIGNED, UpstreamSigner
+from .transport import ConnectError, LeanPool
 
 
 @dataclass(slots=True)
@@ -33,7 +34,8 @@ class Upstream:
 
     def __init__(self, endpoint: str, access_key_id: str, secret_access_key: str, region: str,
                  *, max_connections: int = 256, connect_timeout: float = 5.0,
-                 read_timeout: float = 300.0, verify_tls: bool = True, dialect: str = "auto") -> None:
+                 read_timeout: float = 300.0, verify_tls: bool = True, dialect: str = "auto",
+                 transport: str = "aiohttp") -> None:
         url = URL(endpoint)
         self.endpoint = endpoint
         self.host = url.raw_authority
@@ -43,9 +45,18 @@ class Upstream:
                                               sock_connect=connect_timeout, sock_read=read_timeout)
         self._verify_tls = verify_tls
         self._session: aiohttp.ClientSession | None = None
+        # "lean": gateway/upstream/transport.py instead of aiohttp's client (same errors, less CPU)
+        self.transport = transport
+        self._connect_timeout, self._read_timeout = connect_timeout, read_timeout
+        self._lean: LeanPool | None = None
         self.dialect = dialect if dialect != "auto" else None
 
     async def start(self) -> None:
+        if self.transport == "lean":
+            self._lean = LeanPool(self.endpoint, max_connections=self._max_connections,
+                                  connect_timeout=self._connect_timeout, read_timeout=self._read_timeout,
+                                  verify_tls=self._verify_tls, keepalive_timeout=30)
+            return
         connector = aiohttp.TCPConnector(limit=self._max_connections, limit_per_host=0,
                                          keepalive_timeout=30, ssl=None if self._verify_tls else False,
                                          enable_cleanup_closed=True)
@@ -57,6 +68,9 @@ class Upstream:
             max_line_size=64 * 1024, max_field_size=64 * 1024)
 
     async def close(self) -> None:
+        if self._lean is not None:
+            await self._lean.close()
+            self._lean = None
         if self._session is not None:
             await self._session.close()
             self._session = None
@@ -64,6 +78,8 @@ class Upstream:
     @property
     def pool_size(self) -> int:
         """Connections open to the upstream now (idle and busy), for metrics and leak tests."""
+        if self._lean is not None:
+            return self._lean.size
         conn = self._session.connector if self._session else None
         if conn is None:
             return 0
@@ -74,7 +90,7 @@ class Upstream:
         return idle + busy
 
     async def send(self, req: UpstreamRequest) -> aiohttp.ClientResponse:
-        assert self._session is not None, "Upstream.start() was not awaited"
+        assert self._session is not None or self._lean is not None, "Upstream.start() was not awaited"
         headers = dict(req.headers or ())
         headers["host"] = self.host
         body = req.body
@@ -88,6 +104,8 @@ class Upstream:
             if length is not None:
                 headers["content-length"] = str(length)
         self.signer.sign(req.method, req.path, req.query, headers, payload_hash)
+        if self._lean is not None:
+            return await self._send_lean(req, headers, body)
         url = URL(f"{self.endpoint}{req.path}{'?' + req.query if req.query else ''}", encoded=True)
         try:
             try:
@@ -103,6 +121,33 @@ class Upstream:
         except asyncio.TimeoutError:
             raise S3Error("GatewayTimeout") from None
         except aiohttp.ClientConnectorError:
+            raise S3Error("ServiceUnavailable", "The upstream storage is not reachable.") from None
+        except (aiohttp.ClientError, OSError) as e:
+            cause = e.__cause__ or e.__context__
+            if isinstance(cause, S3Error):
+                raise cause from None
+            raise S3Error("ServiceUnavailable", "The connection to the upstream storage failed.") from None
+        if self.dialect is None:
+            self.dialect = guess_dialect(resp.headers)
+        return resp
+
+
+    async def _send_lean(self, req: UpstreamRequest, headers: dict[str, str], body):
+        """``send()`` over the lean transport: the same retry and the same error mapping."""
+        target = f"{req.path}?{req.query}" if req.query else req.path
+        lean = self._lean
+        try:
+            try:
+                resp = await lean.request(req.method, target, headers, body)
+            except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError):
+                # a pooled keep-alive connection the upstream had already closed: a body we
+                # still hold whole (or none) can be sent again once, on a fresh connection
+                if body is not None and not isinstance(body, (bytes, bytearray)):
+                    raise
+                resp = await lean.request(req.method, target, headers, body)
+        except asyncio.TimeoutError:
+            raise S3Error("GatewayTimeout") from None
+        except ConnectError:
             raise S3Error("ServiceUnavailable", "The upstream storage is not reachable.") from None
         except (aiohttp.ClientError, OSError) as e:
             cause = e.__cause__ or e.__context__

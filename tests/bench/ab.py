@@ -2,6 +2,8 @@
 
     cp -r gateway config /tmp/base/          # before changing gateway/
     .venv/bin/python -m tests.bench.ab --baseline /tmp/base [--op GET] [--rounds 6] [--seconds 4]
+    # or one tree, a setting changed for the candidate only:
+    .venv/bin/python -m tests.bench.ab --baseline . --candidate-env R2GW_UPSTREAM_TRANSPORT=lean
 
 Both gateways run in front of one Ceph RGW; the load generator drives them in alternating slices
 (A, B, B, A, …) so that load from elsewhere on the machine falls on both alike. Prints the
@@ -53,6 +55,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m tests.bench.ab")
     ap.add_argument("--baseline", type=Path, required=True, help="a directory holding gateway/ and config/")
     ap.add_argument("--candidate", type=Path, help="likewise (default: this working tree)")
+    ap.add_argument("--candidate-env", action="append", default=[], metavar="NAME=VALUE",
+                    help="a setting for the candidate only, e.g. R2GW_UPSTREAM_TRANSPORT=lean (repeatable)")
     ap.add_argument("--op", choices=("GET", "PUT"), default="GET")
     ap.add_argument("--concurrency", type=int, default=16)
     ap.add_argument("--rate", type=float)
@@ -67,7 +71,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         rgw.start()
         a = GatewayProcess(workdir / "a", upstream=rgw, tls=False, name="baseline")
-        b = GatewayProcess(workdir / "b", upstream=rgw, tls=False, name="candidate")
+        b = GatewayProcess(workdir / "b", upstream=rgw, tls=False, name="candidate",
+                           env=dict(kv.split("=", 1) for kv in args.candidate_env))
         # each runs from its own directory: `python -m gateway` imports the package in the cwd
         import tests.gateway_process as gp
         orig_root = gp.ROOT
