@@ -66,9 +66,9 @@ class Upstream(_Model):
     # what the upstream is, for the quirks the gateway absorbs: auto guesses from the Server header
     dialect: Literal["auto", "aws", "minio", "ceph", "moto"] = "auto"
     max_connections: int = Field(256, ge=1)
-    # the HTTP client to the upstream: aiohttp's, or the gateway's own lean HTTP/1.1 client
+    # the HTTP client to the upstream: the gateway's own lean HTTP/1.1 client (default) or aiohttp's
     # (gateway/upstream/transport.py: same behaviour, less CPU per request)
-    transport: Literal["aiohttp", "lean"] = "aiohttp"
+    transport: Literal["lean", "aiohttp"] = "lean"
     verify_tls: bool = True
     # a bucket of the gateway's own on the upstream (hidden from clients): part sizes of completed
     # multipart uploads, for ?partNumber reads on upstreams that ignore partNumber (Ceph RGW 16)
