@@ -105,49 +105,30 @@ class Upstream:
                 headers["content-length"] = str(length)
         self.signer.sign(req.method, req.path, req.query, headers, payload_hash)
         if self._lean is not None:
-            return await self._send_lean(req, headers, body)
-        url = URL(f"{self.endpoint}{req.path}{'?' + req.query if req.query else ''}", encoded=True)
+            target = f"{req.path}?{req.query}" if req.query else req.path
+            lean = self._lean
+
+            def issue():
+                return lean.request(req.method, target, headers, body)
+        else:
+            url = URL(f"{self.endpoint}{req.path}{'?' + req.query if req.query else ''}", encoded=True)
+            session = self._session
+
+            def issue():
+                return session.request(req.method, url, headers=headers, data=body,
+                                       allow_redirects=False, compress=None, chunked=None)
         try:
             try:
-                resp = await self._session.request(req.method, url, headers=headers, data=body,
-                                                   allow_redirects=False, compress=None, chunked=None)
+                resp = await issue()
             except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError):
                 # a pooled keep-alive connection the upstream had already closed: a body we
                 # still hold whole (or none) can be sent again once, on a fresh connection
                 if body is not None and not isinstance(body, (bytes, bytearray)):
                     raise
-                resp = await self._session.request(req.method, url, headers=headers, data=body,
-                                                   allow_redirects=False, compress=None, chunked=None)
+                resp = await issue()
         except asyncio.TimeoutError:
             raise S3Error("GatewayTimeout") from None
-        except aiohttp.ClientConnectorError:
-            raise S3Error("ServiceUnavailable", "The upstream storage is not reachable.") from None
-        except (aiohttp.ClientError, OSError) as e:
-            cause = e.__cause__ or e.__context__
-            if isinstance(cause, S3Error):
-                raise cause from None
-            raise S3Error("ServiceUnavailable", "The connection to the upstream storage failed.") from None
-        if self.dialect is None:
-            self.dialect = guess_dialect(resp.headers)
-        return resp
-
-
-    async def _send_lean(self, req: UpstreamRequest, headers: dict[str, str], body):
-        """``send()`` over the lean transport: the same retry and the same error mapping."""
-        target = f"{req.path}?{req.query}" if req.query else req.path
-        lean = self._lean
-        try:
-            try:
-                resp = await lean.request(req.method, target, headers, body)
-            except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError):
-                # a pooled keep-alive connection the upstream had already closed: a body we
-                # still hold whole (or none) can be sent again once, on a fresh connection
-                if body is not None and not isinstance(body, (bytes, bytearray)):
-                    raise
-                resp = await lean.request(req.method, target, headers, body)
-        except asyncio.TimeoutError:
-            raise S3Error("GatewayTimeout") from None
-        except ConnectError:
+        except (aiohttp.ClientConnectorError, ConnectError):
             raise S3Error("ServiceUnavailable", "The upstream storage is not reachable.") from None
         except (aiohttp.ClientError, OSError) as e:
             cause = e.__cause__ or e.__context__
