@@ -198,7 +198,7 @@ def banner(gateway: Gateway, endpoints: list[str]) -> str:
                   f"  secret access key: {gateway.generated_key.secret_access_key}",
                   "  (a key generated for this run; configure keys to choose your own)"]
     else:
-        ids = ", ".join(k for k in gateway.keys._keys)
+        ids = ", ".join(gateway.keys.ids())
         lines.append(f"  access key ids:    {ids}")
     lines.append("  region:            auto")
     return "\n".join(lines)

@@ -101,6 +101,7 @@ class Metrics:
     def __init__(self) -> None:
         r = self.registry = CollectorRegistry(auto_describe=True)
         self._children: dict[tuple[str, int], tuple] = {}
+        self._upstream_children: dict[str, Histogram] = {}
         self.requests = Counter("r2gw_requests_total", "Requests answered, by S3 operation and HTTP status.",
                                 ["operation", "status"], registry=r)
         self.latency = Histogram("r2gw_request_duration_seconds", "Time to answer a request, by operation.",
@@ -133,6 +134,12 @@ class Metrics:
                                           self.latency.labels(operation))
         pair[0].inc()
         pair[1].observe(seconds)
+
+    def observe_upstream(self, operation: str, seconds: float) -> None:
+        child = self._upstream_children.get(operation)
+        if child is None:
+            child = self._upstream_children[operation] = self.upstream_latency.labels(operation)
+        child.observe(seconds)
 
     def render(self) -> tuple[bytes, str]:
         return generate_latest(self.registry), CONTENT_TYPE_LATEST

@@ -15,16 +15,10 @@ import hmac
 from typing import AsyncIterator, Mapping
 
 from .auth.chunked import ChunkedDecoder
-from .auth.sigv4 import AuthResult
+from .auth.sigv4 import STREAMING_MODES, UNSIGNED_PAYLOAD as UNSIGNED, AuthResult
 from .checksums import ALGORITHMS, new_checksum
 from .errors import S3Error
 
-STREAMING_MODES = frozenset({
-    "STREAMING-AWS4-HMAC-SHA256-PAYLOAD",
-    "STREAMING-UNSIGNED-PAYLOAD-TRAILER",
-    "STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER",
-})
-UNSIGNED = "UNSIGNED-PAYLOAD"
 
 
 def _b64digest(value: str, size: int, code: str) -> bytes:
@@ -79,7 +73,8 @@ class BodyVerifier:
 
     def finish(self) -> None:
         if self._sha256 is not None and not hmac.compare_digest(self._sha256.digest(), self._expected_sha256):
-            raise S3Error("XAmzContentSHA256Mismatch")
+            raise S3Error("XAmzContentSHA256Mismatch", ClientComputedContentSHA256=self._expected_sha256.hex(),
+                          S3ComputedContentSHA256=self._sha256.hexdigest())
         if self._md5 is not None and self._md5.digest() != self._expected_md5:
             raise S3Error("BadDigest", "The Content-MD5 you specified did not match what was received.")
         if self._checksum is not None and self._checksum.digest_b64() != self._expected_checksum:

@@ -8,7 +8,7 @@ import itertools
 import os
 import time
 from urllib.parse import unquote
-from typing import TYPE_CHECKING, Awaitable, Callable
+from typing import TYPE_CHECKING
 
 import aiohttp
 from aiohttp import web
@@ -204,7 +204,7 @@ class Exchange:
                 raise body.error from None
             gw.metrics.upstream_errors.labels(e.code).inc()
             raise
-        gw.metrics.upstream_latency.labels(self.op).observe(time.perf_counter() - t0)
+        gw.metrics.observe_upstream(self.op, time.perf_counter() - t0)
         if streaming and body.error is not None:
             resp.close()
             raise body.error
@@ -306,9 +306,6 @@ async def upstream_error(ex: Exchange, resp: aiohttp.ClientResponse) -> S3Error:
     return err
 
 
-Handler = Callable[[Exchange], Awaitable[web.StreamResponse]]
-
-
 async def forward(ex: Exchange) -> web.StreamResponse:
     """The default last stage: send the request upstream as it is and relay the answer."""
     await dialects.fix_request(ex)
@@ -345,8 +342,8 @@ async def handle(ex: Exchange) -> web.StreamResponse:
     ex.query = query = addressing.parse_query(ex.raw_query)
     ex.op = op = classify(ex.method, ex.bucket, ex.key, query, headers)
     # 4. may this key do it?
-    copy_source = headers.get("x-amz-copy-source")
-    ex.client_key.authorize(op, ex.bucket, _source_bucket(copy_source) if copy_source else None,
+    source_bucket = ex.copy_source()[0] if "x-amz-copy-source" in headers else None
+    ex.client_key.authorize(op, ex.bucket, source_bucket,
                             creates_bucket=headers.get("cf-create-bucket-if-missing", "").lower() == "true"
                             and op in ("PutObject", "CreateMultipartUpload"))
     # 5. compatibility rules
@@ -387,11 +384,6 @@ def _first_of_each(raw_query: str) -> str:
             seen.add(name)
             parts.append(part)
     return "&".join(parts)
-
-
-def _source_bucket(copy_source: str) -> str:
-    src = unquote(copy_source.split("?", 1)[0]).lstrip("/")
-    return src.split("/", 1)[0]
 
 
 async def error_response(request: web.BaseRequest, err: S3Error, request_id: str,

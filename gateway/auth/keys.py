@@ -78,6 +78,9 @@ class KeyStore:
     def __len__(self) -> int:
         return len(self._keys)
 
+    def ids(self) -> list[str]:
+        return list(self._keys)
+
     def get(self, access_key_id: str) -> Key | None:
         return self._keys.get(access_key_id)
 

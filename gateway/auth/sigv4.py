@@ -243,35 +243,6 @@ class AuthResult:
     def is_unsigned_payload(self) -> bool:
         return self.payload_hash == UNSIGNED_PAYLOAD
 
-    def payload_hasher(self) -> "PayloadHasher | None":
-        """A :class:`PayloadHasher` when the client signed a 64-hex body hash, else None."""
-        if len(self.payload_hash) == 64 and self.payload_hash not in _SPECIAL_PAYLOADS:
-            return PayloadHasher(self.payload_hash)
-        return None
-
-
-class PayloadHasher:
-    """Streams the body through SHA-256 and checks it against the signed ``x-amz-content-sha256``.
-
-    ``update()`` each piece as it is forwarded, then ``verify()`` once the body ended (before letting the
-    upstream upload complete). Mismatch -> ``XAmzContentSHA256Mismatch`` (400), as S3.
-    """
-
-    __slots__ = ("expected", "_h")
-
-    def __init__(self, expected_hex: str) -> None:
-        self.expected = expected_hex.lower()
-        self._h = hashlib.sha256()
-
-    def update(self, data: bytes | bytearray | memoryview) -> None:
-        self._h.update(data)
-
-    def verify(self) -> None:
-        computed = self._h.hexdigest()
-        if not hmac.compare_digest(computed, self.expected):
-            raise S3Error("XAmzContentSHA256Mismatch", ClientComputedContentSHA256=self.expected,
-                          S3ComputedContentSHA256=computed)
-
 
 # --------------------------------------------------------------------------------------------------
 # Shared verification steps (also used by presign)

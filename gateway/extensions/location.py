@@ -38,8 +38,7 @@ async def get_location(ex, proceed):
         raise S3Error("NoSuchBucket", BucketName=ex.bucket)
     if status >= 300:
         raise S3Error("AccessDenied" if status == 403 else "InternalError")
-    body = s3xml.document("LocationConstraint", []).replace(b"></LocationConstraint>", b">auto</LocationConstraint>")
-    return web.Response(body=body, headers={"Content-Type": "application/xml", "x-amz-request-id": ex.request_id})
+    return web.Response(body=s3xml.document("LocationConstraint", ["auto"]), headers={"Content-Type": "application/xml", "x-amz-request-id": ex.request_id})
 
 
 def register(ext) -> None:

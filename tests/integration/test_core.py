@@ -71,12 +71,16 @@ def test_bucket_lifecycle_configuration_roundtrip(s3, bucket):
     assert got[0]["ID"] == "expire-tmp" and got[0]["Expiration"]["Days"] == 7
 
 
-def test_get_bucket_encryption_answers_as_s3(s3, bucket):
-    try:
-        s3.get_bucket_encryption(Bucket=bucket)
-    except ClientError as e:  # RGW: no default encryption configured
-        assert code_of(e) in ("ServerSideEncryptionConfigurationNotFoundError",)
-        assert e.response["ResponseMetadata"]["HTTPStatusCode"] == 404
+def test_get_bucket_encryption_is_the_upstreams_answer(s3, rgw_s3, bucket):
+    """GetBucketEncryption passes the upstream's configuration through (the gateway cannot vouch
+    for encryption at rest it does not do); RGW 16 answers an empty configuration for a new bucket."""
+    got = s3.get_bucket_encryption(Bucket=bucket)
+    direct = rgw_s3.get_bucket_encryption(Bucket=bucket)
+    assert got["ServerSideEncryptionConfiguration"] == direct["ServerSideEncryptionConfiguration"]
+    assert got["ResponseMetadata"]["HTTPStatusCode"] == 200
+    with pytest.raises(ClientError) as e:
+        s3.get_bucket_encryption(Bucket=bucket + "-missing")
+    assert code_of(e.value) == "NoSuchBucket"
 
 
 # -- objects --------------------------------------------------------------------------------------
