@@ -17,17 +17,19 @@ import sys
 import time
 from dataclasses import dataclass
 
-import aiohttp
 from aiohttp import web
 
 from .auth.keys import Key, KeyStore
 from .config import Settings
 from .extensions import default_extensions
+from . import observability
 from .observability import Metrics, log
-from .proxy import entry
+from .errors import S3Error
+from .proxy import entry, error_response, new_request_id
 from .rules import response as response_rules
 from .rules.mode import Rules
 from .rules.profile import load_profile
+from .server import Request, Response, Server, json_response
 from .upstream.client import Upstream
 
 INTERNAL_PATHS = ("/healthz", "/readyz", "/metrics")
@@ -73,7 +75,8 @@ class Gateway:
 
     def __init__(self, settings: Settings, generated_key: Key | None = None) -> None:
         self.settings = settings
-        self.metrics = Metrics()
+        self.in_flight = 0
+        self.metrics = Metrics(in_flight=lambda: self.in_flight)
         keys = [Key(k.access_key_id, k.secret_access_key.get_secret_value(), k.permission,
                     frozenset(k.buckets) if k.buckets is not None else None)
                 for k in settings.client_keys()]
@@ -121,11 +124,11 @@ class Gateway:
             self.embedded.stop()
 
     # -- internal endpoints --------------------------------------------------------------------
-    def internal_endpoint(self, request: web.BaseRequest):
+    def internal_endpoint(self, request: Request):
         path = request.raw_path
         if path not in INTERNAL_PATHS or request.method not in ("GET", "HEAD"):
             return None
-        if "Authorization" in request.headers:
+        if "authorization" in request.header_dict:
             return None
         if path == "/healthz":
             return self._healthz
@@ -135,19 +138,19 @@ class Gateway:
             return self.metrics_handler
         return None
 
-    async def _healthz(self, request: web.BaseRequest) -> web.Response:
-        return web.json_response({"status": "ok"})
+    async def _healthz(self, request: Request) -> Response:
+        return json_response({"status": "ok"})
 
-    async def _readyz(self, request: web.BaseRequest) -> web.Response:
+    async def _readyz(self, request: Request) -> Response:
         if self.draining:
-            return web.json_response({"status": "draining"}, status=503)
+            return json_response({"status": "draining"}, status=503)
         now = time.monotonic()
         if now - self._ready_at > 2.0:
             self._ready = await self._probe_upstream()
             self._ready_at = now
         if self._ready:
-            return web.json_response({"status": "ready", "profile": self.profile.name})
-        return web.json_response({"status": "upstream unreachable"}, status=503)
+            return json_response({"status": "ready", "profile": self.profile.name})
+        return json_response({"status": "upstream unreachable"}, status=503)
 
     async def _probe_upstream(self) -> bool:
         from .upstream.client import UpstreamRequest
@@ -160,27 +163,34 @@ class Gateway:
         except Exception:
             return False
 
-    async def metrics_handler(self, request: web.BaseRequest) -> web.Response:
+    def metrics_body(self) -> tuple[bytes, str]:
         self.metrics.upstream_pool.set(self.upstream.pool_size if self.upstream else 0)
-        body, ctype = self.metrics.render()
+        return self.metrics.render()
+
+    async def metrics_handler(self, request: Request) -> Response:
+        body, ctype = self.metrics_body()
+        return Response(body=body, headers={"Content-Type": ctype})
+
+    async def metrics_handler_aiohttp(self, request: web.BaseRequest) -> web.Response:
+        """/metrics on a listener of its own (an aiohttp app: not on the request path)."""
+        body, ctype = self.metrics_body()
         return web.Response(body=body, headers={"Content-Type": ctype})
 
 
-def build_server(gateway: Gateway) -> web.Server:
-    """aiohttp's low-level server with the gateway's handler: every path is S3 (or an internal
-    endpoint), so there is no router and no middleware chain to pay for on each request."""
+def build_server(gateway: Gateway) -> Server:
+    """The client-facing server (gateway/server/) with the gateway's handler: every path is S3 (or
+    an internal endpoint), so there is no router and no middleware chain on the request path."""
     limits = gateway.settings.limits
 
-    async def handler(request: web.BaseRequest) -> web.StreamResponse:
-        if request.version == (1, 1) and "Expect" in request.headers:
-            # what aiohttp's router would do: SDKs (boto3) wait for this before sending a body
-            if request.headers["Expect"].lower() == "100-continue":
-                await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
-                request.writer.output_size = 0
+    async def handler(request: Request):
         return await entry(gateway, request)
 
-    return web.Server(handler, max_line_size=limits.max_header_bytes, max_field_size=limits.max_header_bytes,
-                      keepalive_timeout=limits.keepalive_timeout, auto_decompress=False, access_log=None)
+    def reject(err: S3Error) -> Response:
+        # a request that could not be parsed: no operation, no access line, just the S3 error
+        return error_response("GET", err, new_request_id())
+
+    return Server(handler, reject, max_field_bytes=limits.max_header_bytes,
+                  keepalive_timeout=limits.keepalive_timeout, head_timeout=limits.client_read_timeout)
 
 
 def _split(hostport: str) -> tuple[str, int]:
@@ -204,24 +214,28 @@ def banner(gateway: Gateway, endpoints: list[str]) -> str:
     return "\n".join(lines)
 
 
-async def drain(runner: web.BaseRunner, gateway: Gateway, timeout: float) -> None:
+async def drain(listeners: list[asyncio.AbstractServer], server: Server, gateway: Gateway,
+                timeout: float) -> None:
     """Stop accepting, let in-flight requests finish (up to ``timeout``), then shut down.
 
-    aiohttp's own shutdown closes every connection first, which makes it drop the rest of an
-    upload still arriving; so the gateway waits for its in-flight requests itself, answering
-    each with ``Connection: close``, and only then lets aiohttp cancel what is left.
+    Idle keep-alive connections close at once; each in-flight request is answered with
+    ``Connection: close``; what is still running at the deadline is aborted (its upstream writes
+    are aborted with it, so a half-received upload never lands).
     """
     gateway.draining = True
     log.info("draining", timeout_seconds=timeout, in_flight=gateway.in_flight)
-    for site in list(runner.sites):
-        await site.stop()
-    deadline = asyncio.get_running_loop().time() + timeout
-    while gateway.in_flight and asyncio.get_running_loop().time() < deadline:
+    for listener in listeners:
+        listener.close()
+    server.begin_shutdown()
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while gateway.in_flight and loop.time() < deadline:
         await asyncio.sleep(0.05)
     if gateway.in_flight:
         log.warning("drain_timeout", cancelled=gateway.in_flight)
-    runner._shutdown_timeout = 0.5  # what is left is cancelled: its upstream writes are aborted
-    await runner.cleanup()
+    await asyncio.sleep(0.05)   # answers just written leave before their connections are cut
+    server.abort_all()
+    await asyncio.sleep(0)
 
 
 async def serve(settings: Settings, *, reuse_port: bool = False, ready_fd: int | None = None,
@@ -229,27 +243,26 @@ async def serve(settings: Settings, *, reuse_port: bool = False, ready_fd: int |
     """Run until SIGTERM/SIGINT, then drain: stop accepting, finish in-flight requests, exit 0."""
     gateway = Gateway(settings)
     await gateway.start()
-    runner = web.ServerRunner(build_server(gateway), handle_signals=False,
-                              shutdown_timeout=settings.drain_timeout)
-    await runner.setup()
+    server = build_server(gateway)
+    loop = asyncio.get_running_loop()
+    listeners: list[asyncio.AbstractServer] = []
     endpoints = []
     if settings.listen:
         host, port = _split(settings.listen)
-        site = web.TCPSite(runner, host, port, reuse_port=reuse_port or None, backlog=1024,
-                           shutdown_timeout=settings.drain_timeout)
-        await site.start()
+        listeners.append(await loop.create_server(server, host, port, reuse_port=reuse_port or None,
+                                                  backlog=1024))
         endpoints.append(f"http://{settings.listen}")
     if settings.tls.enabled:
         ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         ctx.load_cert_chain(str(settings.tls.cert), str(settings.tls.key))
         host, port = _split(settings.tls.listen)
-        await web.TCPSite(runner, host, port, ssl_context=ctx, reuse_port=reuse_port or None,
-                          backlog=1024, shutdown_timeout=settings.drain_timeout).start()
+        listeners.append(await loop.create_server(server, host, port, ssl=ctx, reuse_port=reuse_port or None,
+                                                  backlog=1024))
         endpoints.append(f"https://{settings.tls.listen}")
     metrics_runner = None
     if settings.metrics.enabled and settings.metrics.listen:
         mapp = web.Application()
-        mapp.router.add_get("/metrics", gateway.metrics_handler)
+        mapp.router.add_get("/metrics", gateway.metrics_handler_aiohttp)
         metrics_runner = web.AppRunner(mapp, access_log=None)
         await metrics_runner.setup()
         host, port = _split(settings.metrics.listen)
@@ -259,14 +272,14 @@ async def serve(settings: Settings, *, reuse_port: bool = False, ready_fd: int |
         print(banner(gateway, endpoints), flush=True)
     log.info("started", endpoints=endpoints, profile=gateway.profile.name, mode=settings.mode, pid=os.getpid())
     stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     if ready_fd is not None:
         os.write(ready_fd, b"1")
         os.close(ready_fd)
     await stop.wait()
-    await drain(runner, gateway, settings.drain_timeout)
+    await drain(listeners, server, gateway, settings.drain_timeout)
+    observability.access_log.flush()
     await gateway.stop()
     if metrics_runner is not None:
         await metrics_runner.cleanup()

@@ -19,7 +19,7 @@ def _run_serve(args) -> int:
     if args.workers is not None:
         settings = settings.model_copy(update={"workers": args.workers})
     from .observability import configure_logging
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, access_flush_seconds=settings.access_log_flush_seconds)
     if settings.workers > 1:
         return _run_workers(settings)
     return _serve_one(settings)

@@ -35,6 +35,8 @@ ERRORS: dict[str, tuple[int, str]] = {
     "MaxMessageLengthExceeded": (400, "Your request was too big."),
     "InvalidTag": (400, "The tag provided was not a valid tag."),
     "InvalidPartOrder": (400, "The list of parts was not in ascending order."),
+    "BadRequest": (400, "An error occurred when parsing the HTTP request."),
+    "RequestHeaderSectionTooLarge": (400, "Your request header section exceeds the maximum allowed size."),
     # 401 / 403
     "Unauthorized": (401, "Unauthorized"),
     "AccessDenied": (403, "Access Denied"),

@@ -11,7 +11,6 @@ from urllib.parse import unquote
 from typing import TYPE_CHECKING
 
 import aiohttp
-from aiohttp import web
 from multidict import CIMultiDict
 
 from . import addressing, s3xml
@@ -23,6 +22,7 @@ from . import observability
 from .observability import log
 from .operations import classify
 from .payload import Ingest
+from .server import Request, Response, StreamResponse
 from .upstream.client import UpstreamRequest
 from .upstream import dialects
 
@@ -87,19 +87,14 @@ class Exchange:
                  "bytes_in", "bytes_out", "started", "upstream_headers", "features", "response_headers",
                  "query_override")
 
-    def __init__(self, gw: "Gateway", request: web.BaseRequest) -> None:
+    def __init__(self, gw: "Gateway", request: Request) -> None:
         self.gw = gw
         self.request = request
         self.request_id = new_request_id()
         self.method = request.method
-        target = request.raw_path
-        path, _, self.raw_query = target.partition("?")
+        path, _, self.raw_query = request.raw_path.partition("?")
         self.raw_path = path
-        headers: dict[str, str] = {}
-        for k, v in request.headers.items():
-            k = k.lower()
-            headers[k] = f"{headers[k]},{v}" if k in headers else v
-        self.headers = headers
+        self.headers = request.header_dict   # lowercase names, repeated headers joined by ","
         self.bucket: str | None = None
         self.key: str | None = None
         self.query: dict[str, str] = {}
@@ -210,7 +205,7 @@ class Exchange:
             raise body.error
         return resp
 
-    async def relay(self, resp: aiohttp.ClientResponse) -> web.StreamResponse:
+    async def relay(self, resp: aiohttp.ClientResponse) -> StreamResponse:
         """Stream an upstream response to the client (errors re-rendered as our S3 XML)."""
         self.upstream_status = resp.status
         try:
@@ -222,7 +217,7 @@ class Exchange:
                 if response_rules is not None:
                     response_rules.apply(self.op, fixed.headers)
                 return fixed
-            out = _RelayResponse(status=resp.status, reason=resp.reason)
+            out = StreamResponse(status=resp.status, reason=resp.reason)
             copy_headers(resp, out)
             if response_rules is not None:
                 response_rules.apply(self.op, out.headers)
@@ -265,14 +260,7 @@ async def read_capped(resp: aiohttp.ClientResponse, limit: int) -> bytes:
     return b"".join(parts)
 
 
-class _RelayResponse(web.StreamResponse):
-    """A StreamResponse whose headers leave with its first body bytes (or at its end), as
-    ``web.Response`` does: a small object's answer is one socket write instead of two. (An aiohttp
-    without this class attribute simply sends the headers at ``prepare()``, as before.)"""
-    _send_headers_immediately = False
-
-
-def copy_headers(resp: aiohttp.ClientResponse, out: web.StreamResponse) -> None:
+def copy_headers(resp: aiohttp.ClientResponse, out: StreamResponse) -> None:
     for k, v in resp.headers.items():
         if k.lower() not in _DROP_RESPONSE:
             out.headers.add(k, v)
@@ -306,18 +294,18 @@ async def upstream_error(ex: Exchange, resp: aiohttp.ClientResponse) -> S3Error:
     return err
 
 
-async def forward(ex: Exchange) -> web.StreamResponse:
+async def forward(ex: Exchange) -> StreamResponse:
     """The default last stage: send the request upstream as it is and relay the answer."""
     await dialects.fix_request(ex)
     return await ex.relay(await ex.call_upstream())
 
 
-async def handle(ex: Exchange) -> web.StreamResponse:
+async def handle(ex: Exchange) -> StreamResponse:
     gw = ex.gw
     headers = ex.headers
     for value in headers.values():
         if not value.isascii() and any(0xDC80 <= ord(c) <= 0xDCFF for c in value):
-            # bytes that are not UTF-8 (aiohttp hands them over surrogate-escaped): they can be
+            # bytes that are not UTF-8 (the server hands them over surrogate-escaped): they can be
             # neither verified nor forwarded as they were sent
             raise S3Error("InvalidArgument", "Header values must be valid UTF-8.")
     # 1. addressing
@@ -363,7 +351,7 @@ async def handle(ex: Exchange) -> web.StreamResponse:
     return await gw.extensions.run(ex, forward)
 
 
-def _has_body(request: web.BaseRequest, headers: dict[str, str]) -> bool:
+def _has_body(request: Request, headers: dict[str, str]) -> bool:
     if "transfer-encoding" in headers:
         return True
     length = request.content_length
@@ -386,57 +374,50 @@ def _first_of_each(raw_query: str) -> str:
     return "&".join(parts)
 
 
-async def error_response(request: web.BaseRequest, err: S3Error, request_id: str,
-                         resource: str | None = None) -> web.Response:
+def error_response(method: str, err: S3Error, request_id: str, resource: str | None = None) -> Response:
+    """``err`` as S3 answers it: XML with the request id (no body for HEAD)."""
     headers = CIMultiDict({"x-amz-request-id": request_id})
     for k, v in err.headers.items():
         if not k.startswith("_"):
             headers[k] = v
-    if request.method == "HEAD" or err.headers.get("_no_body"):
-        return web.Response(status=err.status, headers=headers)
+    if method == "HEAD" or err.headers.get("_no_body"):
+        return Response(status=err.status, headers=headers)
     headers["Content-Type"] = "application/xml"
-    return web.Response(status=err.status, body=err.to_xml(request_id, resource), headers=headers)
+    return Response(status=err.status, body=err.to_xml(request_id, resource), headers=headers)
 
 
-async def entry(gw: "Gateway", request: web.BaseRequest) -> web.StreamResponse:
+async def entry(gw: "Gateway", request: Request) -> StreamResponse:
     """The server's handler: runs the pipeline, answers errors as S3 XML, logs and counts the request."""
     internal = gw.internal_endpoint(request)
     if internal is not None:
         return await internal(request)
     ex = Exchange(gw, request)
-    m = gw.metrics
-    m.in_flight.inc()
     gw.in_flight += 1
     status = 500
     try:
         try:
             resp = await handle(ex)
         except S3Error as err:
-            # a refused upload's unread body is drained by aiohttp's lingering read (bounded by
-            # lingering_time) before the connection closes: closing at once would reset the
-            # connection and could destroy this answer before the client reads it
-            resp = await error_response(request, err, ex.request_id, ex.raw_path)
-        except web.HTTPException:
-            raise
+            # a refused upload's unread body is read and dropped by the server after this answer
+            # (bounded by its lingering time): closing at once would reset the connection and
+            # could destroy the answer before the client reads it
+            resp = error_response(ex.method, err, ex.request_id, ex.raw_path)
         except (ConnectionResetError, aiohttp.ClientConnectionResetError):
             status = 499
             raise
         except Exception:
             log.exception("unhandled_error", request_id=ex.request_id, operation=ex.op)
-            resp = await error_response(request, S3Error("InternalError"), ex.request_id, ex.raw_path)
+            resp = error_response(ex.method, S3Error("InternalError"), ex.request_id, ex.raw_path)
         status = resp.status
         if gw.draining:
             resp.force_close()
         return resp
     finally:
         gw.in_flight -= 1
-        m.in_flight.dec()
         elapsed = time.perf_counter() - ex.started
         if ex.ingest is not None and ex.body is ex.ingest:
             ex.bytes_in = ex.ingest._verifier.received
-        m.observe_request(ex.op, status, elapsed)
-        m.bytes_in.inc(ex.bytes_in)
-        m.bytes_out.inc(ex.bytes_out)
+        gw.metrics.observe_request(ex.op, status, elapsed, ex.bytes_in, ex.bytes_out)
         observability.access_log.request(request_id=ex.request_id,
                                          access_key_id=ex.auth.access_key_id if ex.auth else None,
                                          operation=ex.op, method=ex.method, bucket=ex.bucket, key=ex.key,

@@ -7,11 +7,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Awaitable, Callable
 
 if TYPE_CHECKING:
-    from aiohttp import web
+    from ..server import StreamResponse
     from ..proxy import Exchange
 
-Stage = Callable[["Exchange", Callable[["Exchange"], Awaitable["web.StreamResponse"]]],
-                 Awaitable["web.StreamResponse"]]
+Stage = Callable[["Exchange", Callable[["Exchange"], Awaitable["StreamResponse"]]],
+                 Awaitable["StreamResponse"]]
 
 
 class Extensions:
@@ -25,7 +25,7 @@ class Extensions:
     def for_operation(self, op: str) -> list[Stage]:
         return self._by_op.get(op, [])
 
-    async def run(self, ex: "Exchange", last) -> "web.StreamResponse":
+    async def run(self, ex: "Exchange", last) -> "StreamResponse":
         stages = self._by_op.get(ex.op)
         if not stages:
             return await last(ex)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 
-from aiohttp import web
+from ..server import Response
 
 from .. import s3xml
 from ..errors import S3Error
@@ -88,7 +88,7 @@ async def list_buckets(ex, proceed):
         body.append(element("Prefix", prefix))
     body.append(element("KeyCount", len(page)))
     body.append(element("MaxKeys", max_keys))
-    out = web.Response(body=s3xml.document("ListAllMyBucketsResult", body),
+    out = Response(body=s3xml.document("ListAllMyBucketsResult", body),
                        headers={"Content-Type": "application/xml", "x-amz-request-id": ex.request_id,
                                 "cf-is-truncated": "true" if truncated else "false"})
     if next_token:

@@ -3,7 +3,7 @@ of R2's location hints and creates the bucket in the upstream's own region; GetB
 answers ``auto`` as R2 does."""
 from __future__ import annotations
 
-from aiohttp import web
+from ..server import Response
 
 from .. import s3xml
 from ..errors import S3Error
@@ -38,7 +38,7 @@ async def get_location(ex, proceed):
         raise S3Error("NoSuchBucket", BucketName=ex.bucket)
     if status >= 300:
         raise S3Error("AccessDenied" if status == 403 else "InternalError")
-    return web.Response(body=s3xml.document("LocationConstraint", ["auto"]), headers={"Content-Type": "application/xml", "x-amz-request-id": ex.request_id})
+    return Response(body=s3xml.document("LocationConstraint", ["auto"]), headers={"Content-Type": "application/xml", "x-amz-request-id": ex.request_id})
 
 
 def register(ext) -> None:

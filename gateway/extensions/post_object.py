@@ -48,7 +48,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, AsyncIterator
 from urllib.parse import quote, urlsplit, urlunsplit, urlencode, parse_qsl
 
-from aiohttp import web
+from ..server import Response, StreamResponse
 from aiohttp.helpers import parse_mimetype
 from aiohttp.multipart import BodyPartReader, MultipartReader
 
@@ -359,7 +359,7 @@ def _location(ex: "Exchange", key: str) -> str:
     return f"{request.scheme}://{host}{base}/{uri_encode(key, True)}"
 
 
-async def handle(ex: "Exchange") -> web.StreamResponse:
+async def handle(ex: "Exchange") -> StreamResponse:
     from ..proxy import error_response
     gw = ex.gw
     ex.op = OPERATION
@@ -371,12 +371,12 @@ async def handle(ex: "Exchange") -> web.StreamResponse:
         if err.code in ("AccessDenied", "SignatureDoesNotMatch", "InvalidAccessKeyId", "InvalidRequest"):
             gw.metrics.auth_failures.labels(err.code).inc()
         # the rest of the form is not read: answer, then close the connection
-        resp = await error_response(ex.request, err, ex.request_id, ex.raw_path)
+        resp = error_response(ex.method, err, ex.request_id, ex.raw_path)
         resp.force_close()
         return resp
 
 
-async def _handle(ex: "Exchange") -> web.StreamResponse:
+async def _handle(ex: "Exchange") -> StreamResponse:
     from ..proxy import upstream_error
     gw = ex.gw
     request = ex.request
@@ -496,18 +496,18 @@ async def _handle(ex: "Exchange") -> web.StreamResponse:
             query = parse_qsl(u.query, keep_blank_values=True) + [("bucket", ex.bucket), ("key", key),
                                                                    ("etag", etag)]
             out_headers["Location"] = urlunsplit((u.scheme, u.netloc, u.path, urlencode(query, quote_via=quote), ""))
-            return _finish(ex, web.Response(status=303, headers=out_headers))
+            return _finish(ex, Response(status=303, headers=out_headers))
     status = fields.get("success_action_status", "204")
     if status == "201":
         body_xml = s3xml.document("PostResponse", [s3xml.element("Location", location),
                                                   s3xml.element("Bucket", ex.bucket),
                                                   s3xml.element("Key", key), s3xml.element("ETag", etag)])
         out_headers["Content-Type"] = "application/xml"
-        return _finish(ex, web.Response(status=201, body=body_xml, headers=out_headers))
-    return _finish(ex, web.Response(status=200 if status == "200" else 204, headers=out_headers))
+        return _finish(ex, Response(status=201, body=body_xml, headers=out_headers))
+    return _finish(ex, Response(status=200 if status == "200" else 204, headers=out_headers))
 
 
-def _finish(ex: "Exchange", resp: web.Response) -> web.Response:
+def _finish(ex: "Exchange", resp: Response) -> Response:
     rules = ex.gw.response_rules
     if rules is not None:
         rules.apply(OPERATION, resp.headers)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
-from aiohttp import web
+from ..server import Response
 
 from ..rules.response import storage_class_maps
 
@@ -62,7 +62,7 @@ async def listing(ex, proceed):
         resp.release()
     body = _ELEMENT.sub(lambda m: b"<StorageClass>" + back.get(m.group(1), m.group(1)) + b"</StorageClass>", body)
     ex.bytes_out += len(body)
-    out = web.Response(status=200, body=body)
+    out = Response(status=200, body=body)
     copy_headers(resp, out)
     out.headers["x-amz-request-id"] = ex.request_id
     if ex.response_headers:

@@ -18,7 +18,7 @@ import re
 from typing import TYPE_CHECKING
 
 import aiohttp
-from aiohttp import web
+from ..server import Response, StreamResponse
 
 from .. import s3xml
 from ..errors import ERRORS, S3Error
@@ -80,7 +80,7 @@ def translate_error(ex: "Exchange", status: int, code: str | None, message: str 
     return S3Error(code, message or None, status=status, **fields)
 
 
-async def fix_response(ex: "Exchange", resp: aiohttp.ClientResponse) -> web.StreamResponse | None:
+async def fix_response(ex: "Exchange", resp: aiohttp.ClientResponse) -> StreamResponse | None:
     """A corrected small response for the operations some upstreams answer wrongly, else None."""
     if ex.op not in _FIX_OPERATIONS or resp.status != 200:
         return None
@@ -95,7 +95,7 @@ async def fix_response(ex: "Exchange", resp: aiohttp.ClientResponse) -> web.Stre
         if etag:
             body = _EMPTY_ETAG.sub(b"<ETag>" + etag.replace('"', "&quot;").encode() + b"</ETag>", body, 1)
     from ..proxy import copy_headers
-    out = web.Response(status=200, body=body)
+    out = Response(status=200, body=body)
     copy_headers(resp, out)
     out.headers["x-amz-request-id"] = ex.request_id
     out.headers["Content-Type"] = "application/xml"

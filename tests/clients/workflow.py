@@ -13,6 +13,7 @@ import hashlib
 import json
 import re
 import ssl
+import time
 import urllib.error
 import urllib.request
 import uuid
@@ -123,7 +124,16 @@ def cleanup(rgw, bucket: str) -> None:
 # -- what the gateway saw ------------------------------------------------------------------------
 
 def access_log(gateway, bucket: str) -> list[dict]:
-    """The gateway's access-log lines for one bucket."""
+    """The gateway's access-log lines for one bucket (access lines leave in batches: wait until
+    the log has stopped growing)."""
+    path = Path(gateway.log_path)
+    size, deadline = -1, time.monotonic() + 3
+    while time.monotonic() < deadline:
+        now = path.stat().st_size
+        if now == size:
+            break
+        size = now
+        time.sleep(0.3)
     out = []
     for line in Path(gateway.log_path).read_text(errors="replace").splitlines():
         if '"request"' not in line or bucket not in line:

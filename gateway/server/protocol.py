@@ -1,0 +1,417 @@
+"""One client connection (``Connection``: parse, queue, answer in order) and the ``Server`` that
+owns them all (limits, idle sweeping, graceful shutdown).
+
+Per connection: httptools parses whatever arrives; each complete head becomes a ``Request`` queued
+for the connection's one task, which hands requests to the handler one at a time and writes their
+answers in order (pipelining works; no task per request). A body streams into the request's
+``StreamReader``; when the reader is full, the socket stops being read. When a handler answers
+without reading the whole body (an upload refused early), the rest is read and dropped for up to
+``lingering_time`` so the answer is not destroyed by a reset, and the connection is kept.
+"""
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from typing import Awaitable, Callable
+
+import httptools
+from aiohttp import StreamReader
+from aiohttp.streams import EMPTY_PAYLOAD
+
+from ..errors import S3Error
+from ..observability import log
+from .request import Request
+from .response import Response, StreamResponse
+
+Handler = Callable[[Request], Awaitable[StreamResponse]]
+Reject = Callable[[S3Error], Response]
+
+_BODY_LIMIT = 128 * 1024     # body bytes buffered per request before the socket stops being read
+_MAX_QUEUED = 8              # pipelined requests parsed ahead of the one being answered
+_CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+
+
+class Server:
+    """The handler, the limits, and every open connection (for sweeping and shutdown)."""
+
+    def __init__(self, handler: Handler, reject: Reject, *, max_field_bytes: int = 16 * 1024,
+                 max_head_bytes: int | None = None, keepalive_timeout: float = 75.0,
+                 head_timeout: float = 60.0, lingering_time: float = 10.0) -> None:
+        self.handler = handler
+        self.reject = reject
+        self.max_field_bytes = max_field_bytes
+        self.max_head_bytes = max_head_bytes or max(8 * max_field_bytes, 64 * 1024)
+        self.keepalive_timeout = keepalive_timeout
+        self.head_timeout = head_timeout
+        self.lingering_time = lingering_time
+        self.connections: set[Connection] = set()
+        self.closing = False
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self._sweeper: asyncio.TimerHandle | None = None
+
+    def __call__(self) -> "Connection":
+        """The protocol factory for ``loop.create_server``."""
+        if self.loop is None:
+            self.loop = asyncio.get_running_loop()
+            self._sweep_later()
+        return Connection(self)
+
+    # -- idle and slow connections ---------------------------------------------------------------
+    def _sweep_later(self) -> None:
+        period = max(0.05, min(1.0, self.keepalive_timeout / 4, self.head_timeout / 4))
+        self._sweeper = self.loop.call_later(period, self._sweep)
+
+    def _sweep(self) -> None:
+        now = self.loop.time()
+        for conn in list(self.connections):
+            conn.check_timeouts(now)
+        if not self.closing:
+            self._sweep_later()
+
+    # -- shutdown --------------------------------------------------------------------------------
+    def begin_shutdown(self) -> None:
+        """Every connection closes after the answer it is writing; idle ones close now."""
+        self.closing = True
+        for conn in list(self.connections):
+            if conn.idle:
+                conn.close()
+
+    def abort_all(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+        for conn in list(self.connections):
+            conn.abort()
+
+
+class Connection(asyncio.Protocol):
+    """One client connection (plain or TLS)."""
+
+    def __init__(self, server: Server) -> None:
+        self.server = server
+        self.loop = server.loop
+        self.parser = httptools.HttpRequestParser(self)
+        self.transport: asyncio.Transport | None = None
+        self.scheme = "http"
+        self.pending: deque[Request | S3Error] = deque()
+        self.parsing: Request | None = None   # the request whose head or body is arriving
+        self.busy = False
+        self.closed = False
+        self.upgrade = False
+        self.write_paused = False
+        self.last_active = 0.0
+        self._task: asyncio.Task | None = None
+        self._waiter: asyncio.Future | None = None
+        self._drain_waiter: asyncio.Future | None = None
+        self._broken = False                # the parser gave up: nothing more is read
+        self._reading_paused = False        # by a body's flow control
+        self._queue_paused = False          # by too many pipelined requests
+        self._in_head = False
+        self._head_bytes = 0
+        self._head_started = 0.0
+        self._url = b""
+        self._raw: list[tuple[str, str]] = []
+
+    @property
+    def idle(self) -> bool:
+        return not self.busy and not self.pending and not self._in_head
+
+    # -- asyncio protocol ------------------------------------------------------------------------
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        self.transport = transport
+        if transport.get_extra_info("sslcontext") is not None:
+            self.scheme = "https"
+        self.server.connections.add(self)
+        self.last_active = self.loop.time()
+        self._task = self.loop.create_task(self._run())
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        self.closed = True
+        self.server.connections.discard(self)
+        req = self.parsing
+        if req is not None and not req.complete and req.content is not EMPTY_PAYLOAD:
+            req.content.set_exception(ConnectionResetError("Connection lost"))
+        if req is not None and req._done is not None and not req._done.done():
+            req._done.set_result(None)
+        self._wake()
+        w = self._drain_waiter
+        if w is not None and not w.done():
+            w.set_exception(ConnectionResetError("Connection lost"))
+
+    def data_received(self, data: bytes) -> None:
+        if self._broken:
+            return
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            # an Upgrade (h2c, websocket) is not taken: answered as HTTP/1.1, then closed
+            self.upgrade = True
+            self._broken = True
+        except httptools.HttpParserError as e:
+            self._parse_failed(e)
+            return
+        if self._in_head and not self._broken:
+            self._head_bytes += len(data)
+            if self._head_bytes > self.server.max_head_bytes:
+                self._refuse(S3Error("RequestHeaderSectionTooLarge"))
+
+    def pause_writing(self) -> None:
+        self.write_paused = True
+
+    def resume_writing(self) -> None:
+        self.write_paused = False
+        w = self._drain_waiter
+        if w is not None and not w.done():
+            w.set_result(None)
+
+    # the body stream's flow control (aiohttp's StreamReader calls these)
+    @property
+    def connected(self) -> bool:
+        return not self.closed
+
+    def pause_reading(self) -> None:
+        if not self._reading_paused:
+            self._reading_paused = True
+            self._set_reading()
+
+    def resume_reading(self, resume_parser: bool = True) -> None:
+        if self._reading_paused:
+            self._reading_paused = False
+            self._set_reading()
+
+    def _set_reading(self) -> None:
+        t = self.transport
+        if t is None or self.closed:
+            return
+        try:
+            if self._reading_paused or self._queue_paused:
+                t.pause_reading()
+            else:
+                t.resume_reading()
+        except RuntimeError:
+            pass
+
+    # -- httptools callbacks ---------------------------------------------------------------------
+    def on_message_begin(self) -> None:
+        self._in_head = True
+        self._head_started = self.loop.time()
+        self._url = b""
+        self._raw = []
+
+    def on_url(self, url: bytes) -> None:
+        self._url += url
+        if len(self._url) > self.server.max_field_bytes:
+            self._refuse(S3Error("RequestHeaderSectionTooLarge", "The request line is too long."))
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if len(name) + len(value) > self.server.max_field_bytes:
+            self._refuse(S3Error("RequestHeaderSectionTooLarge"))
+            return
+        self._raw.append((name.decode("latin-1"), value.decode("utf-8", "surrogateescape")))
+
+    def on_headers_complete(self) -> None:
+        self._in_head = False
+        self._head_bytes = 0
+        if self._broken:
+            return
+        p = self.parser
+        raw = self._raw
+        headers: dict[str, str] = {}
+        for k, v in raw:
+            k = k.lower()
+            headers[k] = f"{headers[k]},{v}" if k in headers else v
+        length = headers.get("content-length")
+        content_length = int(length) if length is not None else None
+        if content_length or "transfer-encoding" in headers:
+            content = StreamReader(self, _BODY_LIMIT, loop=self.loop)   # type: ignore[arg-type]
+        else:
+            content = EMPTY_PAYLOAD
+        target = self._url.decode("utf-8", "surrogateescape")
+        if target[:1] != "/" and "://" in target:     # absolute-form: http://host/path
+            target = "/" + target.split("://", 1)[1].partition("/")[2]
+        req = Request(self, p.get_method().decode("ascii"), target, _version(p.get_http_version()), raw,
+                      headers, content, content_length, p.should_keep_alive())
+        self.parsing = req
+        self._queue(req)
+
+    def on_body(self, body: bytes) -> None:
+        req = self.parsing
+        if req is not None and not req.discard:
+            req.content.feed_data(body)
+
+    def on_message_complete(self) -> None:
+        req = self.parsing
+        if req is None:
+            return
+        self.parsing = None
+        req.complete = True
+        if req.content is not EMPTY_PAYLOAD:
+            req.content.feed_eof()
+        if req._done is not None and not req._done.done():
+            req._done.set_result(None)
+
+    # -- refusing what cannot be parsed ------------------------------------------------------------
+    def _parse_failed(self, e: Exception) -> None:
+        req = self.parsing
+        if req is not None and not self._in_head:
+            # a broken body (bad chunk framing): the request's reader fails; no second answer
+            self._broken = True
+            if req.content is not EMPTY_PAYLOAD:
+                req.content.set_exception(ConnectionResetError("malformed request body"))
+            if req._done is not None and not req._done.done():
+                req._done.set_result(None)
+            self.parsing = None
+            self._stop_reading()
+            return
+        self._refuse(S3Error("BadRequest"))
+
+    def _refuse(self, err: S3Error) -> None:
+        """Answer ``err`` after whatever is already queued, then close; parse nothing more."""
+        if self._broken:
+            return
+        self._broken = True
+        self._in_head = False
+        self._stop_reading()
+        self._queue(err)
+
+    def _stop_reading(self) -> None:
+        self._queue_paused = True
+        self._set_reading()
+
+    def _queue(self, item: Request | S3Error) -> None:
+        self.pending.append(item)
+        if len(self.pending) > _MAX_QUEUED and not self._queue_paused:
+            self._queue_paused = True
+            self._set_reading()
+        self._wake()
+
+    def _wake(self) -> None:
+        w = self._waiter
+        if w is not None and not w.done():
+            w.set_result(None)
+
+    # -- timeouts (the server's sweeper calls this about once a second) ----------------------------
+    def check_timeouts(self, now: float) -> None:
+        if self.closed:
+            return
+        if self._in_head:
+            if now - self._head_started > self.server.head_timeout:
+                self.abort()   # a head that never completes (slow-loris)
+        elif not self.busy and not self.pending and now - self.last_active > self.server.keepalive_timeout:
+            self.close()
+
+    # -- writing ---------------------------------------------------------------------------------
+    def write(self, data: bytes) -> None:
+        t = self.transport
+        if self.closed or t is None or t.is_closing():
+            raise ConnectionResetError("Cannot write to closing transport")
+        t.write(data)
+
+    def write_many(self, parts) -> None:
+        t = self.transport
+        if self.closed or t is None or t.is_closing():
+            raise ConnectionResetError("Cannot write to closing transport")
+        t.writelines(parts)
+
+    async def drain(self) -> None:
+        if not self.write_paused or self.closed:
+            if self.closed:
+                raise ConnectionResetError("Connection lost")
+            return
+        w = self._drain_waiter = self.loop.create_future()
+        try:
+            await w
+        finally:
+            self._drain_waiter = None
+
+    def close(self) -> None:
+        if self.transport is not None and not self.closed:
+            self.transport.close()
+
+    def abort(self) -> None:
+        if self.transport is not None and not self.closed:
+            self.transport.abort()
+
+    # -- the connection's task -------------------------------------------------------------------
+    async def _run(self) -> None:
+        server = self.server
+        handler = server.handler
+        pending = self.pending
+        try:
+            while True:
+                if not pending:
+                    if self.closed or (server.closing and not self._in_head):
+                        return
+                    self.last_active = self.loop.time()
+                    w = self._waiter = self.loop.create_future()
+                    try:
+                        await w
+                    finally:
+                        self._waiter = None
+                    continue
+                item = pending.popleft()
+                if self._queue_paused and not self._broken and len(pending) < _MAX_QUEUED // 2:
+                    self._queue_paused = False
+                    self._set_reading()
+                if isinstance(item, S3Error):
+                    if not self.closed:
+                        self.write(server.reject(item).render(_ErrorRequest(self)))
+                        self.close()
+                    return
+                req = item
+                self.busy = True
+                if req.version == (1, 1) and not req.complete and \
+                        req.header_dict.get("expect", "").lower() == "100-continue":
+                    self.write(_CONTINUE)   # SDKs (boto3) wait for this before sending a body
+                resp = await handler(req)
+                if not resp.prepared:
+                    self.write(resp.render(req))    # type: ignore[attr-defined]
+                elif not resp.finished:
+                    self.abort()            # a streamed answer that did not end: never pass it as whole
+                    return
+                keep = resp.keep_alive
+                self.busy = False
+                if keep and not req.complete:
+                    keep = await self._linger(req)
+                if not keep or self.upgrade:
+                    self.close()
+                    return
+                self.last_active = self.loop.time()
+        except (ConnectionError, asyncio.CancelledError):
+            self.abort()
+        except Exception:
+            log.exception("connection_error")
+            self.abort()
+        finally:
+            self.busy = False
+
+    async def _linger(self, req: Request) -> bool:
+        """Read and drop the rest of a body the handler did not read; True when it all came."""
+        req.discard = True
+        if self._broken or self.closed:
+            return False
+        if self._reading_paused:
+            self._reading_paused = False
+            self._set_reading()
+        if req.complete:
+            return True
+        w = req._done = self.loop.create_future()
+        try:
+            await asyncio.wait_for(w, self.server.lingering_time)
+        except asyncio.TimeoutError:
+            return False
+        return req.complete and not self.closed
+
+
+def _version(v: str) -> tuple[int, int]:
+    return (1, 1) if v == "1.1" else (1, 0) if v == "1.0" else tuple(int(x) for x in v.split("."))  # type: ignore[return-value]
+
+
+class _ErrorRequest:
+    """What ``Response.render`` needs to answer a request that could not be parsed."""
+    __slots__ = ("_conn", "method", "version", "keep_alive")
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+        self.method = "GET"
+        self.version = (1, 1)
+        self.keep_alive = False
