@@ -261,9 +261,12 @@ async def read_capped(resp: aiohttp.ClientResponse, limit: int) -> bytes:
 
 
 def copy_headers(resp: aiohttp.ClientResponse, out: StreamResponse) -> None:
-    for k, v in resp.headers.items():
-        if k.lower() not in _DROP_RESPONSE:
-            out.headers.add(k, v)
+    """The upstream's response headers, less hop-by-hop ones and those the gateway sets itself."""
+    copied = CIMultiDict(resp.headers)
+    for name in _DROP_RESPONSE:
+        if name in copied:
+            del copied[name]
+    out.headers.extend(copied)
 
 
 async def upstream_error(ex: Exchange, resp: aiohttp.ClientResponse) -> S3Error:
@@ -418,9 +421,6 @@ async def entry(gw: "Gateway", request: Request) -> StreamResponse:
         if ex.ingest is not None and ex.body is ex.ingest:
             ex.bytes_in = ex.ingest._verifier.received
         gw.metrics.observe_request(ex.op, status, elapsed, ex.bytes_in, ex.bytes_out)
-        observability.access_log.request(request_id=ex.request_id,
-                                         access_key_id=ex.auth.access_key_id if ex.auth else None,
-                                         operation=ex.op, method=ex.method, bucket=ex.bucket, key=ex.key,
-                                         status=status, upstream_status=ex.upstream_status,
-                                         bytes_in=ex.bytes_in, bytes_out=ex.bytes_out,
-                                         duration_ms=round(elapsed * 1000, 3), features=ex.features or None)
+        observability.access_log.request(ex.request_id, ex.auth.access_key_id if ex.auth else None, ex.op,
+                                         ex.method, ex.bucket, ex.key, status, ex.upstream_status,
+                                         ex.bytes_in, ex.bytes_out, round(elapsed * 1000, 3), ex.features or None)

@@ -321,8 +321,27 @@ def _malformed(detail: str) -> S3Error:
     return S3Error("AuthorizationHeaderMalformed", "The authorization header is malformed; " + detail)
 
 
+# Authorization headers differ from request to request only in their Signature (the Credential's
+# date changes daily): what precedes it is parsed once. Bounded: cleared when it holds 1024 forms.
+_PARSED: dict[str, tuple[str, list[str], tuple[str, ...]]] = {}
+
+
 def _parse_authorization(value: str) -> tuple[str, list[str], tuple[str, ...], str]:
     """-> (access key id, [date, region, service, terminator], signed headers, signature)."""
+    head, sep, signature = value.rpartition("Signature=")
+    if sep and "," not in signature:
+        known = _PARSED.get(head)
+        if known is not None:
+            return known[0], list(known[1]), known[2], signature.strip()
+    parsed = _parse_authorization_fully(value)
+    if sep and "," not in signature and parsed[3] == signature.strip():
+        if len(_PARSED) >= 1024:
+            _PARSED.clear()
+        _PARSED[head] = (parsed[0], list(parsed[1]), parsed[2])
+    return parsed
+
+
+def _parse_authorization_fully(value: str) -> tuple[str, list[str], tuple[str, ...], str]:
     rest = value[len(ALGORITHM):]
     if not rest or rest[0] not in " \t":
         raise _malformed("the authorization header requires three components: Credential, SignedHeaders, "
@@ -347,11 +366,18 @@ def _parse_authorization(value: str) -> tuple[str, list[str], tuple[str, ...], s
     return parts[0], parts[1:], tuple(n.lower() for n in names), signature
 
 
+_last_amz_date: list = [None, None]   # [value, POSIX seconds]: requests of one second share it
+
+
 def _request_time(headers: Mapping[str, str]) -> tuple[str, float]:
     """(amz_date as signed, POSIX seconds) from x-amz-date, else the Date header (RFC 7231)."""
     amz = headers.get("x-amz-date")
     if amz is not None:
+        if amz == _last_amz_date[0]:
+            return amz, _last_amz_date[1]
         ts = parse_amz_date(amz.strip())
+        if ts is not None and amz == amz.strip():
+            _last_amz_date[0], _last_amz_date[1] = amz, ts
         if ts is not None:
             return amz.strip(), ts
     else:

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 
 _REASONS = {s.value: s.phrase for s in HTTPStatus}
 _NO_BODY_STATUS = frozenset({204, 304})
+_FRAMING = ("Content-Length", "Transfer-Encoding", "Connection", "Date")
 _SMALL = 16 * 1024   # a first body piece up to this size leaves in the same write as the head
 
 
@@ -81,12 +82,12 @@ class StreamResponse:
         status = self.status
         conn = req._conn
         keep = self._keep_alive and req.keep_alive and not conn.server.closing and not conn.upgrade
+        headers = self.headers
+        for name in _FRAMING:              # the server's to set
+            if name in headers:
+                del headers[name]
         lines = [f"HTTP/1.1 {status} {self.reason or _REASONS.get(status, 'Unknown')}"]
-        for k, v in self.headers.items():
-            lk = k.lower()
-            if lk in ("content-length", "transfer-encoding", "connection", "date"):
-                continue
-            lines.append(f"{k}: {v}")
+        lines += [f"{k}: {v}" for k, v in headers.items()]
         if status in _NO_BODY_STATUS or 100 <= status < 200:
             pass
         elif length is not None:

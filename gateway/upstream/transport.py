@@ -168,44 +168,38 @@ class _Conn(asyncio.Protocol):
         status = int(code)
         if status < 200:
             return True
-        headers: CIMultiDict[str] = CIMultiDict()
-        length = None
-        chunked = False
-        conn_close = version == "HTTP/1.0"
-        last = None
+        pairs: list[tuple[str, str]] = []
         for line in lines[1:]:
-            if not line:
-                continue
-            if line[0] in " \t":              # obsolete line folding
-                if last is None:
-                    raise _ProtocolError("malformed header")
-                name, value = last
-                value = f"{value} {line.strip()}"
-                headers.popall(name)
-                headers.add(name, value)
-                last = (name, value)
-                continue
             name, sep, value = line.partition(":")
-            if not sep or not name or name != name.strip() or " " in name:
+            if not sep or not name or name[-1] in " \t" or name[0] in " \t" or " " in name:
+                if line and line[0] in " \t" and pairs:   # obsolete line folding
+                    pairs[-1] = (pairs[-1][0], f"{pairs[-1][1]} {line.strip()}")
+                    continue
+                if not line:
+                    continue
                 raise _ProtocolError("malformed header")
-            value = value.strip(" \t")
-            headers.add(name, value)
-            last = (name, value)
-            lname = name.lower()
-            if lname == "content-length":
-                if not value.isdigit() or (length is not None and int(value) != length):
-                    raise _ProtocolError("bad Content-Length")
-                length = int(value)
-            elif lname == "transfer-encoding":
-                chunked = value.lower().rsplit(",", 1)[-1].strip() == "chunked"
-                if not chunked:
-                    raise _ProtocolError("unsupported Transfer-Encoding")
-            elif lname == "connection":
-                tokens = {t.strip().lower() for t in value.split(",")}
-                if "close" in tokens:
-                    conn_close = True
-                elif "keep-alive" in tokens and version == "HTTP/1.0":
-                    conn_close = False
+            pairs.append((name, value.strip(" \t")))
+        headers = CIMultiDict(pairs)
+        length = None
+        lengths = headers.getall("content-length", ())
+        if lengths:
+            if any(not v.isdigit() for v in lengths) or len(set(map(int, lengths))) != 1:
+                raise _ProtocolError("bad Content-Length")
+            length = int(lengths[0])
+        chunked = False
+        te = headers.get("transfer-encoding")
+        if te is not None:
+            chunked = ",".join(headers.getall("transfer-encoding")).lower().rsplit(",", 1)[-1].strip() == "chunked"
+            if not chunked:
+                raise _ProtocolError("unsupported Transfer-Encoding")
+        conn_close = version == "HTTP/1.0"
+        connection = headers.get("connection")
+        if connection is not None:
+            tokens = {t.strip().lower() for t in ",".join(headers.getall("connection")).split(",")}
+            if "close" in tokens:
+                conn_close = True
+            elif "keep-alive" in tokens and version == "HTTP/1.0":
+                conn_close = False
         if conn_close:
             self.keep_alive = False
         resp = self._resp = LeanResponse(self, status, reason, CIMultiDictProxy(headers))
