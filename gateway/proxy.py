@@ -56,6 +56,7 @@ XML_ROOTS = {
     "PutBucketEncryption": "ServerSideEncryptionConfiguration", "RestoreObject": "RestoreRequest",
 }
 _MAX_ERROR_BODY = 64 * 1024
+_WHOLE_BODY_BYTES = 64 * 1024   # bodies up to this size that have fully arrived are read whole
 _SSE_C = "x-amz-server-side-encryption-customer-"
 _SOURCE_SSE_C = "x-amz-copy-source-server-side-encryption-customer-"
 
@@ -347,6 +348,12 @@ async def handle(ex: Exchange) -> StreamResponse:
             ex.body = await ex.ingest.read_all(gw.settings.limits.max_xml_body_bytes)
             ex.bytes_in = len(ex.body)
             s3xml.check_document(ex.body, XML_ROOTS[op])
+        elif ex.request.complete and ex.request.content_length is not None \
+                and ex.request.content_length <= _WHOLE_BODY_BYTES:
+            # a small body that has already arrived whole: verified now, before anything goes
+            # upstream, and sent in one write (no body-writer task; replayable on a stale connection)
+            ex.body = await ex.ingest.read_all(_WHOLE_BODY_BYTES)
+            ex.bytes_in = len(ex.body)
         else:
             ex.body = ex.ingest
     ex.upstream_headers = ex.forwarded_headers()
