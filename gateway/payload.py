@@ -120,9 +120,12 @@ class Ingest:
         stream, timeout = self._stream, self._read_timeout
         try:
             while True:
-                # a client that stops sending mid-body (slow-loris) is cut off after read_timeout
-                async with asyncio.timeout(timeout):
-                    data = await stream.readany()
+                # what has arrived already is taken without arming a timer; a client that stops
+                # sending mid-body (slow-loris) is cut off after read_timeout
+                data = stream.read_nowait()
+                if not data and not stream.at_eof():
+                    async with asyncio.timeout(timeout):
+                        data = await stream.readany()
                 if not data:
                     break
                 pieces = decoder.feed(data) if decoder is not None else (data,)
