@@ -334,7 +334,9 @@ def _parse_authorization(value: str) -> tuple[str, list[str], tuple[str, ...], s
         if known is not None:
             return known[0], list(known[1]), known[2], signature.strip()
     parsed = _parse_authorization_fully(value)
-    if sep and "," not in signature and parsed[3] == signature.strip():
+    # cached only when the one "Signature=" is the last component: then any header with the same
+    # prefix parses to the same fields, whatever its (comma-free) signature
+    if sep and "," not in signature and value.count("Signature=") == 1:
         if len(_PARSED) >= 1024:
             _PARSED.clear()
         _PARSED[head] = (parsed[0], list(parsed[1]), parsed[2])

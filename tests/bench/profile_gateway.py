@@ -48,6 +48,9 @@ AREAS = (
     ("aiohttp client (upstream request/response)", ("aiohttp/client", "aiohttp/connector")),
     ("aiohttp streams (body buffers)", ("aiohttp/streams.py",)),
     ("aiohttp server (request parsing, response)", ("aiohttp/web_", "aiohttp/http_", "aiohttp/base_protocol")),
+    ("client-facing server (gateway/server: parsing, answers, socket writes)", ("gateway/server/",)),
+    ("upstream transport (gateway/upstream/transport.py: requests, parsing, socket writes)",
+     ("gateway/upstream/transport.py",)),
     ("gateway (the rest of its own code)", ("gateway/",)),
     ("start-up (imports)", ("importlib",)),
 )
