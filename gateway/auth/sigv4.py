@@ -87,6 +87,8 @@ _CREDENTIAL_SHAPE = 'expecting "<YOUR-AKID>/YYYYMMDD/REGION/SERVICE/aws4_request
 def uri_encode(s: str, safe_slash: bool) -> str:
     """AWS ``UriEncode``: keep ``A-Za-z0-9-._~`` (and '/' when ``safe_slash``), ``%XX`` (uppercase) the
     UTF-8 bytes of everything else. Space is ``%20``, never '+'."""
+    if (_PLAIN_PATH if safe_slash else _PLAIN_QUERY_PART).fullmatch(s):
+        return s   # nothing to encode (the usual key): no trip through urllib
     return quote(s, safe="/" if safe_slash else "")
 
 

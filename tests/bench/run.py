@@ -58,7 +58,7 @@ class Plan:
     small_size: int = 1 * KiB
     get_objects: int = 64
     big_size: int = 256 * MiB
-    big_reps: int = 3
+    big_reps: int = 5
     huge_size: int = 2 * GiB
     rss_requests: int = 10_000
     ceiling_duration: float = 3.0
@@ -336,14 +336,20 @@ class Bench:
         await self._put("direct", src, body, signed=False)
         samples: dict[str, dict[str, list[float]]] = {m: {t: [] for t in TARGETS}
                                                       for m in ("GET", "PUT signed", "PUT unsigned")}
+        targets = list(TARGETS)
         for rep in range(p.big_reps):
-            for t in TARGETS:
+            # the order rotates each round, as in the small-object runs, so that RGW's background
+            # work (garbage collection of the objects just deleted) falls on every target alike;
+            # every PUT writes a fresh key (no overwrite: RGW's cost of replacing an object is
+            # not the gateway's)
+            order = targets[rep % len(targets):] + targets[:rep % len(targets)]
+            for t in order:
                 samples["GET"][t].append(await self._get(t, src, size))
-            for t in TARGETS:
-                dst = f"/{BUCKET}/big/put-{t}"
-                samples["PUT signed"][t].append(await self._put(t, dst, body, signed=True))
-                samples["PUT unsigned"][t].append(await self._put(t, dst, body, signed=False))
-                await self.delete(dst)
+            for t in order:
+                for m, signed in (("PUT signed", True), ("PUT unsigned", False)):
+                    dst = f"/{BUCKET}/big/put-{t}-{rep}-{'s' if signed else 'u'}"
+                    samples[m][t].append(await self._put(t, dst, body, signed=signed))
+                    await self.delete(dst)
             await self.rgw_gc()
             self.log(f"  {_size(size)} round {rep + 1}: " + "; ".join(
                 f"{m} " + " / ".join(f"{samples[m][t][-1]:.0f}" for t in TARGETS) for m in samples)

@@ -337,3 +337,27 @@ def test_header_values_are_surrogate_escaped_utf8(value):
         assert got[0].encode("utf-8", "surrogateescape") == value
         assert answers(tr.out)[0][0] == 204
     run(t())
+
+
+def test_a_head_that_never_completes_is_cut_off():
+    async def t():
+        server, conn, tr = connect(head_timeout=0.2, keepalive_timeout=5)
+        conn.data_received(b"GET / HTTP/1.1\r\nHost: h\r\nX-Slow: ")
+        await asyncio.sleep(0.7)
+        assert tr.aborted and tr.out == b""
+        server.abort_all()
+    run(t())
+
+
+def test_a_slow_but_steady_head_is_still_cut_off():
+    async def t():
+        server, conn, tr = connect(head_timeout=0.3, keepalive_timeout=5)
+        conn.data_received(b"GET / HTTP/1.1\r\n")
+        for i in range(8):             # a header line every 0.1 s: the head as a whole is late
+            await asyncio.sleep(0.1)
+            if tr.closed:
+                break
+            conn.data_received(b"X-%d: y\r\n" % i)
+        assert tr.aborted
+        server.abort_all()
+    run(t())
