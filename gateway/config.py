@@ -131,6 +131,8 @@ class Settings(_Model):
     drain_timeout: float = Field(30.0, ge=0)
     workers: int = Field(1, ge=1, le=64)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    # big GET bodies relayed socket to socket inside the kernel (Linux splice; plain TCP both ends)
+    splice: bool = True
     # access lines are written in batches: at most this long after the first of a batch (0: at once)
     access_log_flush_seconds: float = Field(0.1, ge=0, le=10)
 

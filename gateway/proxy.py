@@ -23,7 +23,9 @@ from .observability import log
 from .operations import classify
 from .payload import Ingest
 from .server import Request, Response, StreamResponse
+from .upstream import splice
 from .upstream.client import UpstreamRequest
+from .upstream.transport import LeanResponse
 from .upstream import dialects
 
 if TYPE_CHECKING:
@@ -56,7 +58,8 @@ XML_ROOTS = {
     "PutBucketEncryption": "ServerSideEncryptionConfiguration", "RestoreObject": "RestoreRequest",
 }
 _MAX_ERROR_BODY = 64 * 1024
-_WHOLE_BODY_BYTES = 64 * 1024   # bodies up to this size that have fully arrived are read whole
+_WHOLE_BODY_BYTES = 64 * 1024
+_SPLICE_FROM = 1024 * 1024      # GET bodies from this size move socket to socket in the kernel   # bodies up to this size that have fully arrived are read whole
 _SSE_C = "x-amz-server-side-encryption-customer-"
 _SOURCE_SSE_C = "x-amz-copy-source-server-side-encryption-customer-"
 
@@ -233,6 +236,22 @@ class Exchange:
                 await out.write_eof()
                 return out
             try:
+                if (self.method == "GET" and out.content_length is not None
+                        and out.content_length >= _SPLICE_FROM and isinstance(resp, LeanResponse)
+                        and self.gw.settings.splice and resp.can_splice()
+                        and splice.usable(self.request.transport, resp.transport)):
+                    conn = self.request._conn
+
+                    async def before(pieces: list[bytes]) -> None:
+                        for piece in pieces:
+                            self.bytes_out += len(piece)
+                            await out.write(piece)
+                        out.send_head()
+                        await conn.flushed()
+
+                    self.bytes_out += await resp.splice_to(self.request.transport.get_extra_info("socket"), before)
+                    await out.write_eof()
+                    return out
                 async for data in resp.content.iter_any():
                     self.bytes_out += len(data)
                     await out.write(data)

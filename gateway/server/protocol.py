@@ -323,6 +323,20 @@ class Connection(asyncio.Protocol):
         finally:
             self._drain_waiter = None
 
+    async def flushed(self) -> None:
+        """Until the transport has handed everything written so far to the kernel."""
+        t = self.transport
+        if self.closed or t is None:
+            raise ConnectionResetError("Connection lost")
+        if not t.get_write_buffer_size():
+            return
+        t.set_write_buffer_limits(high=0)   # pause_writing now; resume_writing when it is empty
+        try:
+            await self.drain()
+        finally:
+            if not self.closed:
+                t.set_write_buffer_limits()
+
     def close(self) -> None:
         if self.transport is not None and not self.closed:
             self.transport.close()

@@ -141,6 +141,14 @@ class StreamResponse:
         if conn.write_paused:
             await conn.drain()
 
+    def send_head(self) -> None:
+        """Send the head now (the body follows by other means: ``upstream.splice``)."""
+        req = self._req
+        assert req is not None, "prepare() first"
+        if not self._head_sent:
+            self._head_sent = True
+            req._conn.write(self._render_head(req, self.content_length))
+
     async def write_eof(self) -> None:
         if self._eof:
             return

@@ -447,6 +447,40 @@ class LeanResponse:
     def iter_any(self) -> AsyncIterator[bytes]:
         return _IterAny(self)
 
+    # -- relaying the rest of the body inside the kernel (upstream/splice.py) --------------------
+    @property
+    def transport(self) -> asyncio.Transport | None:
+        return self._conn.transport
+
+    def can_splice(self) -> bool:
+        """The body has a length and is still arriving on a healthy connection."""
+        conn = self._conn
+        return (conn._state == _BODY_LENGTH and conn._remaining > 0 and not conn.closed
+                and self._exc is None and not self._released)
+
+    async def splice_to(self, client_sock, before) -> int:
+        """Send the rest of the body to ``client_sock`` through a pipe. ``before(pieces)`` first
+        sends the pieces already read (and must leave nothing buffered on the client side).
+        Returns the bytes moved by the kernel; on failure the upstream connection is dropped."""
+        from . import splice
+        conn = self._conn
+        conn.pause_reading()   # from now on the socket is read by splice only
+        pieces = list(self._chunks)
+        self._chunks.clear()
+        self._size = 0
+        try:
+            await before(pieces)
+            moved = await splice.relay(conn.loop, conn.transport.get_extra_info("socket"), client_sock,
+                                       conn._remaining, conn.pool.read_timeout)
+        except BaseException:
+            conn.keep_alive = False
+            conn.abort()
+            raise
+        conn._remaining = 0
+        conn._finish_body()
+        conn.resume_reading()
+        return moved
+
     async def read(self, n: int = -1) -> bytes:
         """``n`` < 0: the whole (rest of the) body; else up to ``n`` bytes (b"" at the end)."""
         if n < 0:
