@@ -18,11 +18,13 @@ from __future__ import annotations
 import asyncio
 import errno
 import os
+import socket
 import sys
 
 import aiohttp
 
 _PIPE_BYTES = 1024 * 1024
+_LOWAT = 256 * 1024
 _FLAGS = getattr(os, "SPLICE_F_MOVE", 1) | getattr(os, "SPLICE_F_NONBLOCK", 2)
 
 AVAILABLE = sys.platform.startswith("linux") and hasattr(os, "splice")
@@ -48,7 +50,15 @@ async def relay(loop: asyncio.AbstractEventLoop, src_sock, dst_sock, length: int
         raise
     r, w = os.pipe()
     moved = 0
+    lowat = None
     try:
+        # wake for the upstream only once a good piece is waiting (or the body's end): fewer rounds
+        want = min(length, _LOWAT)
+        try:
+            lowat = src_sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT)
+            src_sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, want)
+        except OSError:
+            lowat = None
         os.set_blocking(r, False)
         os.set_blocking(w, False)
         try:
@@ -86,10 +96,18 @@ async def relay(loop: asyncio.AbstractEventLoop, src_sock, dst_sock, length: int
                     moved += m
                     progress = True
             if not progress:
+                if lowat is not None and remaining and remaining < want:
+                    want = remaining   # the body's last bytes must wake us too
+                    src_sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, want)
                 await _wait(loop, src if remaining and in_pipe < _PIPE_BYTES else None,
                             dst if in_pipe else None, read_timeout)
         return moved
     finally:
+        if lowat is not None:
+            try:
+                src_sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, lowat)
+            except OSError:
+                pass
         for fd in (r, w, src, dst):
             try:
                 os.close(fd)

@@ -13,9 +13,17 @@ from gateway.upstream import splice
 pytestmark = pytest.mark.skipif(not splice.AVAILABLE, reason="Linux splice only")
 
 
+def _tcp_pair() -> tuple[socket.socket, socket.socket]:
+    """Two ends of one loopback TCP connection (the wake-up threshold is a TCP matter)."""
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        a = socket.create_connection(listener.getsockname())
+        b, _ = listener.accept()
+    return a, b
+
+
 def pairs():
-    src_a, src_b = socket.socketpair()
-    dst_a, dst_b = socket.socketpair()
+    src_a, src_b = _tcp_pair()
+    dst_a, dst_b = _tcp_pair()
     for s in (src_a, src_b, dst_a, dst_b):
         s.setblocking(False)
     return src_a, src_b, dst_a, dst_b
@@ -88,9 +96,10 @@ def test_client_gone_is_a_connection_reset():
         loop = asyncio.get_running_loop()
         src_a, src_b, dst_a, dst_b = pairs()
         dst_b.close()
-        loop.create_task(_feed(loop, src_b, b"z" * 200_000, close=False))
+        size = 32 * 1024 * 1024   # more than the socket buffers take: the client's reset shows
+        loop.create_task(_feed(loop, src_b, b"z" * size, close=False))
         with pytest.raises(ConnectionResetError):
-            await splice.relay(loop, src_a, dst_a, 200_000, read_timeout=5)
+            await splice.relay(loop, src_a, dst_a, size, read_timeout=5)
         for s in (src_a, src_b, dst_a):
             s.close()
     asyncio.run(t())
@@ -109,4 +118,28 @@ def test_no_descriptor_leaks():
             for s in (src_a, dst_a, dst_b):
                 s.close()
         assert len(os.listdir("/proc/self/fd")) == before
+    asyncio.run(t())
+
+
+def test_a_body_smaller_than_the_wake_threshold_and_nothing_after_it():
+    """A body that trickles in and ends below the socket's wake-up threshold (SO_RCVLOWAT), with
+    nothing after it: the relay finishes at once, never waiting for the read timeout."""
+    async def t():
+        loop = asyncio.get_running_loop()
+        src_a, src_b, dst_a, dst_b = pairs()
+        body = os.urandom(300 * 1024)
+
+        async def slow_feed() -> None:
+            for i in range(0, len(body), 50 * 1024):
+                await loop.sock_sendall(src_b, body[i:i + 50 * 1024])
+                await asyncio.sleep(0.02)
+        feeder = loop.create_task(slow_feed())
+        reader = loop.create_task(_drain(loop, dst_b, len(body)))
+        t0 = loop.time()
+        assert await splice.relay(loop, src_a, dst_a, len(body), read_timeout=5) == len(body)
+        assert loop.time() - t0 < 2
+        assert await reader == body
+        await feeder
+        for s in (src_a, src_b, dst_a, dst_b):
+            s.close()
     asyncio.run(t())
