@@ -58,8 +58,8 @@ XML_ROOTS = {
     "PutBucketEncryption": "ServerSideEncryptionConfiguration", "RestoreObject": "RestoreRequest",
 }
 _MAX_ERROR_BODY = 64 * 1024
-_WHOLE_BODY_BYTES = 64 * 1024
-_SPLICE_FROM = 1024 * 1024      # GET bodies from this size move socket to socket in the kernel   # bodies up to this size that have fully arrived are read whole
+_WHOLE_BODY_BYTES = 64 * 1024   # bodies up to this size that have fully arrived are read whole
+_SPLICE_FROM = 1024 * 1024      # GET bodies from this size move socket to socket in the kernel
 _SSE_C = "x-amz-server-side-encryption-customer-"
 _SOURCE_SSE_C = "x-amz-copy-source-server-side-encryption-customer-"
 
@@ -236,22 +236,8 @@ class Exchange:
                 await out.write_eof()
                 return out
             try:
-                if (self.method == "GET" and out.content_length is not None
-                        and out.content_length >= _SPLICE_FROM and isinstance(resp, LeanResponse)
-                        and self.gw.settings.splice and resp.can_splice()
-                        and splice.usable(self.request.transport, resp.transport)):
-                    conn = self.request._conn
-
-                    async def before(pieces: list[bytes]) -> None:
-                        for piece in pieces:
-                            self.bytes_out += len(piece)
-                            await out.write(piece)
-                        out.send_head()
-                        await conn.flushed()
-
-                    self.bytes_out += await resp.splice_to(self.request.transport.get_extra_info("socket"), before)
-                    await out.write_eof()
-                    return out
+                if self._can_splice(resp, out):
+                    return await self._relay_spliced(resp, out)
                 async for data in resp.content.iter_any():
                     self.bytes_out += len(data)
                     await out.write(data)
@@ -267,6 +253,24 @@ class Exchange:
             return out
         finally:
             resp.release()
+
+    def _can_splice(self, resp, out: StreamResponse) -> bool:
+        """A big GET body on plain TCP both ends, still arriving: the kernel can move it."""
+        return (self.method == "GET" and out.content_length is not None
+                and out.content_length >= _SPLICE_FROM and isinstance(resp, LeanResponse)
+                and self.gw.settings.splice and resp.can_splice()
+                and splice.usable(self.request.transport, resp.transport))
+
+    async def _relay_spliced(self, resp: LeanResponse, out: StreamResponse) -> StreamResponse:
+        async def before(pieces: list[bytes]) -> None:
+            for piece in pieces:
+                self.bytes_out += len(piece)
+                await out.write(piece)
+            await out.send_head()   # and nothing left in the client transport's buffer
+
+        self.bytes_out += await resp.splice_to(self.request.transport.get_extra_info("socket"), before)
+        await out.write_eof()
+        return out
 
 
 async def read_capped(resp: aiohttp.ClientResponse, limit: int) -> bytes:

@@ -141,13 +141,15 @@ class StreamResponse:
         if conn.write_paused:
             await conn.drain()
 
-    def send_head(self) -> None:
-        """Send the head now (the body follows by other means: ``upstream.splice``)."""
+    async def send_head(self) -> None:
+        """Send the head now and wait until everything written so far has left the transport's
+        buffer: the body follows by other means (``upstream.splice`` writes to the socket)."""
         req = self._req
         assert req is not None, "prepare() first"
         if not self._head_sent:
             self._head_sent = True
             req._conn.write(self._render_head(req, self.content_length))
+        await req._conn.flushed()
 
     async def write_eof(self) -> None:
         if self._eof:

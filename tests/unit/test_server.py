@@ -262,16 +262,14 @@ def test_client_gone_mid_body_fails_the_body_read():
 
 
 def test_full_body_buffer_stops_reading_the_socket():
-    release = asyncio.Event
-
-    async def slow(req: Request):
-        await gate.wait()
-        data = await req.content.read()
-        return Response(status=200, body=str(len(data)).encode())
-
     async def t():
-        global gate
-        gate = release()
+        gate = asyncio.Event()
+
+        async def slow(req: Request):
+            await gate.wait()
+            data = await req.content.read()
+            return Response(status=200, body=str(len(data)).encode())
+
         _, conn, tr = connect(slow)
         conn.data_received(b"PUT /a HTTP/1.1\r\nHost: h\r\nContent-Length: 1000000\r\n\r\n")
         for _ in range(8):

@@ -127,7 +127,7 @@ def test_a_body_smaller_than_the_wake_threshold_and_nothing_after_it():
     async def t():
         loop = asyncio.get_running_loop()
         src_a, src_b, dst_a, dst_b = pairs()
-        body = os.urandom(300 * 1024)
+        body = os.urandom(400 * 1024)   # the first wake at 300 KiB; the last 100 KiB come later
 
         async def slow_feed() -> None:
             for i in range(0, len(body), 50 * 1024):
