@@ -419,6 +419,19 @@ def error_response(method: str, err: S3Error, request_id: str, resource: str | N
     return Response(status=err.status, body=err.to_xml(request_id, resource), headers=headers)
 
 
+def _drop_tracebacks(err: BaseException) -> None:
+    """Forget where an answered error was raised. A traceback holds the frames it passed through,
+    and an error kept by something in those frames (a rule's violation, the body's reader) closes
+    a reference cycle: left for the collector, on every refused request. Once answered (and, if
+    unexpected, logged), the tracebacks serve no one."""
+    seen = 0
+    e: BaseException | None = err
+    while e is not None and seen < 8:
+        e.__traceback__ = None
+        e = e.__cause__ or e.__context__
+        seen += 1
+
+
 async def entry(gw: "Gateway", request: Request) -> StreamResponse:
     """The server's handler: runs the pipeline, answers errors as S3 XML, logs and counts the request."""
     internal = gw.internal_endpoint(request)
@@ -435,12 +448,14 @@ async def entry(gw: "Gateway", request: Request) -> StreamResponse:
             # (bounded by its lingering time): closing at once would reset the connection and
             # could destroy the answer before the client reads it
             resp = error_response(ex.method, err, ex.request_id, ex.raw_path)
+            _drop_tracebacks(err)
         except (ConnectionResetError, aiohttp.ClientConnectionResetError):
             status = 499
             raise
-        except Exception:
+        except Exception as err:
             log.exception("unhandled_error", request_id=ex.request_id, operation=ex.op)
             resp = error_response(ex.method, S3Error("InternalError"), ex.request_id, ex.raw_path)
+            _drop_tracebacks(err)
         status = resp.status
         if gw.draining:
             resp.force_close()

@@ -29,13 +29,24 @@ class Extensions:
         stages = self._by_op.get(ex.op)
         if not stages:
             return await last(ex)
+        return await _Proceed(stages, last, 0)(ex)
 
-        def chain(i: int):
-            if i == len(stages):
-                return last
-            nxt = chain(i + 1)
-            return lambda e: stages[i](e, nxt)
-        return await chain(0)(ex)
+
+class _Proceed:
+    """``proceed`` for stage ``i``: the next stage, or ``last`` after the final one. A small object
+    rather than a recursive closure, which would be a reference cycle left to the collector on
+    every request."""
+
+    __slots__ = ("stages", "last", "i")
+
+    def __init__(self, stages: list[Stage], last, i: int) -> None:
+        self.stages, self.last, self.i = stages, last, i
+
+    def __call__(self, ex: "Exchange") -> Awaitable["StreamResponse"]:
+        i, stages = self.i, self.stages
+        if i == len(stages):
+            return self.last(ex)
+        return stages[i](ex, _Proceed(stages, self.last, i + 1))
 
 
 def default_extensions() -> Extensions:

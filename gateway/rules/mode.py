@@ -21,16 +21,7 @@ class Rules:
     def apply(self, ex: "Exchange") -> None:
         if self.mode == "off":
             return
-        violations = check(self.profile, ex.op, ex.headers, ex.query, ex.bucket, ex.key)
-        if not violations:
-            return
-        for v in violations:
-            self._rejected.labels(ex.op, v.name, self.mode).inc()  # bounded: never the client's value
-            ex.features.append(v.feature)
-        if self.mode == "enforce":
-            raise violations[0].error
-        log.warning("r2_unsupported_feature", request_id=ex.request_id, operation=ex.op,
-                    features=[v.feature for v in violations], profile=self.profile.name)
+        self.report(ex, check(self.profile, ex.op, ex.headers, ex.query, ex.bucket, ex.key))
 
     def report(self, ex: "Exchange", violations: list) -> None:
         """What a handler found in the request body (form fields, XML elements), in this mode:
@@ -38,7 +29,7 @@ class Rules:
         if self.mode == "off" or not violations:
             return
         for v in violations:
-            self._rejected.labels(ex.op, v.name, self.mode).inc()
+            self._rejected.labels(ex.op, v.name, self.mode).inc()  # bounded: never the client's value
             ex.features.append(v.feature)
         if self.mode == "enforce":
             raise violations[0].error

@@ -126,6 +126,8 @@ class Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: BaseException | None) -> None:
         self.closed = True
+        self._broken = True   # nothing more is parsed; the parser (holding our callbacks) goes
+        self.parser = None    # now, not with the next pass of the cycle collector
         self.server.connections.discard(self)
         req = self.parsing
         if req is not None and not req.complete and req.content is not EMPTY_PAYLOAD:
@@ -397,6 +399,7 @@ class Connection(asyncio.Protocol):
             self.abort()
         finally:
             self.busy = False
+            self._task = None   # the task no longer holds itself through us
 
     async def _linger(self, req: Request) -> bool:
         """Read and drop the rest of a body the handler did not read; True when it all came."""

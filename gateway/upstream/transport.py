@@ -368,7 +368,7 @@ class LeanResponse:
     """The upstream's answer; ``content`` is the response itself (``iter_any``, ``read``)."""
 
     __slots__ = ("_conn", "status", "reason", "headers", "_chunks", "_size", "_eof", "_exc",
-                 "_waiter", "_released", "content", "writer")
+                 "_waiter", "_released", "writer")
 
     def __init__(self, conn: _Conn, status: int, reason: str, headers: CIMultiDictProxy) -> None:
         self._conn = conn
@@ -381,11 +381,16 @@ class LeanResponse:
         self._exc: BaseException | None = None
         self._waiter: asyncio.Future | None = None
         self._released = False
-        self.content = self
         self.writer: asyncio.Task | None = None
 
     def __repr__(self) -> str:
         return f"<LeanResponse {self.status} {self.reason}>"
+
+    @property
+    def content(self) -> "LeanResponse":
+        """The body stream (the response itself; a property, not an attribute, so that a response
+        is no reference cycle and is freed when its last reference goes, without the collector)."""
+        return self
 
     # fed by the connection
     def _feed(self, data: bytes) -> None:
