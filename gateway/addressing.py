@@ -5,14 +5,15 @@ characters and must reach the upstream unchanged. Pure functions, no I/O.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 from urllib.parse import unquote
 
 from .errors import S3Error
 
 
-@dataclass(slots=True, frozen=True)
-class Address:
+class Address(NamedTuple):
+    """Where a request points (made on every request: a tuple, built in C, rather than a frozen
+    dataclass, whose ``__init__`` sets each field through ``object.__setattr__``)."""
     bucket: str | None
     key: str | None
     virtual_host: bool = False
