@@ -75,7 +75,7 @@ async def one(size: int) -> dict:
         send.join()
         recv.join()
     gib = moved / (1 << 30)
-    return {"mib_s": moved / (1 << 20) / (t1 - t0), "user_s_gib": (r1.ru_utime - r0.ru_utime) / gib,
+    return {"moved": moved, "mib_s": moved / (1 << 20) / (t1 - t0), "user_s_gib": (r1.ru_utime - r0.ru_utime) / gib,
             "sys_s_gib": (r1.ru_stime - r0.ru_stime) / gib, "waits": waits}
 
 
@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(r)
         print(f"run {i + 1}: {r['mib_s']:6.0f} MiB/s  user {r['user_s_gib']:.3f}  sys {r['sys_s_gib']:.3f} "
               f"CPU s/GiB  {r['waits']} waits")
-    mean = {k: statistics.mean(r[k] for r in rows) for k in rows[0]}
+    mean = {k: statistics.mean(r[k] for r in rows) for k in rows[0] if k != "moved"}
     print(f"mean:  {mean['mib_s']:6.0f} MiB/s  user {mean['user_s_gib']:.3f}  sys {mean['sys_s_gib']:.3f} "
           f"CPU s/GiB  {mean['waits']:.0f} waits")
     return 0

@@ -4,6 +4,7 @@ produces its table and a JSON file with every figure. Performance targets are NO
 """
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import subprocess
@@ -85,3 +86,16 @@ def test_quick_benchmark_produces_every_figure(tmp_path):
     assert len(names) >= 10
     assert all(t["actual"] is not None and isinstance(t["pass"], bool) for t in result["targets"])
     assert result["meta"]["wall_seconds"] < 120
+
+
+def test_relay_cpu_tool_runs(capsys):
+    """tests.bench.relay_cpu (the kernel relay alone) still runs and moves every byte."""
+    from tests.bench import relay_cpu
+    from gateway.upstream import splice
+    if not splice.AVAILABLE:
+        pytest.skip("splice is Linux only")
+    assert relay_cpu.main(["--mib", "8", "--runs", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "run 1:" in out and "mean:" in out
+    r = asyncio.run(relay_cpu.one(8 << 20))
+    assert r["moved"] == 8 << 20 and r["mib_s"] > 0 and r["sys_s_gib"] >= 0
