@@ -17,6 +17,8 @@ import gc
 import hashlib
 import uuid
 
+import pytest
+
 from gateway import config
 from gateway.app import Gateway, build_server
 
@@ -44,16 +46,16 @@ def _gateway_garbage() -> list[str]:
     return found
 
 
-def _settings(rgw):
+def _settings(rgw, transport: str):
     env = {"R2GW_LISTEN": "127.0.0.1:0", "R2GW_ACCESS_KEY_ID": AK, "R2GW_SECRET_ACCESS_KEY": SK,
            "R2GW_UPSTREAM_ENDPOINT": rgw.endpoint, "R2GW_UPSTREAM_REGION": rgw.region,
            "R2GW_UPSTREAM_ACCESS_KEY_ID": rgw.access_key, "R2GW_UPSTREAM_SECRET_ACCESS_KEY": rgw.secret_key,
-           "R2GW_UPSTREAM_TRANSPORT": "lean", "R2GW_ACCESS_LOG_FLUSH_SECONDS": "0"}
+           "R2GW_UPSTREAM_TRANSPORT": transport, "R2GW_ACCESS_LOG_FLUSH_SECONDS": "0"}
     return config.load(None, environ=env)
 
 
-async def _exercise(rgw, bucket: str) -> list[str]:
-    gw = Gateway(_settings(rgw))
+async def _exercise(rgw, bucket: str, transport: str) -> list[str]:
+    gw = Gateway(_settings(rgw, transport))
     await gw.start()
     loop = asyncio.get_running_loop()
     listener = await loop.create_server(build_server(gw), "127.0.0.1", 0)
@@ -108,13 +110,14 @@ async def _exercise(rgw, bucket: str) -> list[str]:
         await gw.stop()
 
 
-def test_requests_leave_no_cyclic_garbage(rgw, rgw_s3):
+@pytest.mark.parametrize("transport", ["lean", "aiohttp"])
+def test_requests_leave_no_cyclic_garbage(rgw, rgw_s3, transport):
     bucket = "cyc-" + uuid.uuid4().hex[:10]
     rgw_s3.create_bucket(Bucket=bucket)
     enabled = gc.isenabled()
     gc.disable()      # nothing is collected behind the test's back: all cyclic garbage is seen
     try:
-        garbage = asyncio.run(_exercise(rgw, bucket))
+        garbage = asyncio.run(_exercise(rgw, bucket, transport))
     finally:
         if enabled:
             gc.enable()
