@@ -19,13 +19,14 @@ class Rules:
         self._rejected = metrics.rejected
 
     def apply(self, ex: "Exchange") -> None:
+        """The request's operation, headers, query and key against the profile."""
         if self.mode == "off":
             return
         self.report(ex, check(self.profile, ex.op, ex.headers, ex.query, ex.bucket, ex.key))
 
     def report(self, ex: "Exchange", violations: list) -> None:
-        """What a handler found in the request body (form fields, XML elements), in this mode:
-        enforce raises the first, audit counts and logs, off ignores."""
+        """Violations found (by ``apply``, or by a handler in a request body: form fields, XML
+        elements), in this mode: enforce raises the first, audit counts and logs, off ignores."""
         if self.mode == "off" or not violations:
             return
         for v in violations:
