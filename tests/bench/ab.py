@@ -4,6 +4,8 @@
     .venv/bin/python -m tests.bench.ab --baseline /tmp/base [--op GET] [--rounds 6] [--seconds 4]
     # or one tree, a setting changed for the candidate only:
     .venv/bin/python -m tests.bench.ab --baseline . --candidate-env R2GW_UPSTREAM_TRANSPORT=lean
+    # or one tree on another CPython (a venv holding the gateway's dependencies):
+    .venv/bin/python -m tests.bench.ab --baseline . --candidate-python /tmp/venv312/bin/python
 
 Both gateways run in front of one Ceph RGW; the load generator drives them in alternating slices
 (A, B, B, A, …) so that load from elsewhere on the machine falls on both alike. Prints the
@@ -12,6 +14,7 @@ gateway CPU µs/request and ops/s of each, per slice and as medians.
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import statistics
 import sys
@@ -61,14 +64,18 @@ def _big(rgw: CephRGW, gws: dict[str, GatewayProcess], op: str, mib: int, rounds
         signers[name] = (lg.SigV4(gw.endpoint, gw.access_key, gw.secret_key, "auto"), procstat.tree(gw.pid))
     path = f"/{BUCKET}/ab-big"
 
-    async def one(s: lg.SigV4, pids: list[int]) -> tuple[float, float]:
-        c0 = procstat.tree_cpu_seconds(pids) if pids else 0.0
+    up = [p for p in rgw.pids().values() if p]
+
+    async def one(s: lg.SigV4, pids: list[int]) -> tuple[float, float, float, float]:
+        """MiB/s, then CPU s/GiB of the gateway, the upstream (every RGW daemon), the load generator."""
+        c0, u0, l0 = (procstat.tree_cpu_seconds(pids) if pids else 0.0), procstat.tree_cpu_seconds(up), lg.cpu_self()
         if op == "PUT":
             secs, _ = await lg.transfer(s.addr, s.head("PUT", path, lg.UNSIGNED, body.size), body)
         else:
             secs, _ = await lg.transfer(s.addr, s.head("GET", path))
+        gib = mib / 1024
         cpu = (procstat.tree_cpu_seconds(pids) - c0) if pids else 0.0
-        return mib / secs, cpu / (mib / 1024)
+        return (mib / secs, cpu / gib, (procstat.tree_cpu_seconds(up) - u0) / gib, (lg.cpu_self() - l0) / gib)
 
     async def setup() -> None:
         s = signers["direct RGW"][0]
@@ -76,22 +83,23 @@ def _big(rgw: CephRGW, gws: dict[str, GatewayProcess], op: str, mib: int, rounds
         await lg.transfer(s.addr, s.head("PUT", path, lg.UNSIGNED, body.size), body)
 
     uvloop.run(setup())
-    res: dict[str, list[tuple[float, float]]] = {k: [] for k in signers}
+    res: dict[str, list[tuple[float, float, float, float]]] = {k: [] for k in signers}
     names = list(signers)
     for i in range(rounds):
         order = names[i % 3:] + names[:i % 3]
         for name in order:
             s, pids = signers[name]
-            rate, cpu = uvloop.run(one(s, pids))
-            res[name].append((rate, cpu))
-            print(f"round {i + 1} {name:<17} {op} {rate:7,.0f} MiB/s  {cpu:5.2f} CPU s/GiB  load {procstat.loadavg()}",
-                  flush=True)
+            rate, cpu, ucpu, lcpu = r = uvloop.run(one(s, pids))
+            res[name].append(r)
+            print(f"round {i + 1} {name:<17} {op} {rate:7,.0f} MiB/s  CPU s/GiB: gateway {cpu:5.2f}"
+                  f" upstream {ucpu:5.2f} loadgen {lcpu:5.2f}  load {procstat.loadavg()}", flush=True)
     print()
-    direct = statistics.median(r for r, _ in res["direct RGW"])
+    direct = statistics.median(r[0] for r in res["direct RGW"])
     for name, v in res.items():
-        rate = statistics.median(r for r, _ in v)
-        print(f"{name:<17} {op} {mib} MiB: median {rate:,.0f} MiB/s ({rate / direct:.2f}× direct)"
-              + (f", CPU {statistics.median(c for _, c in v):.2f} s/GiB" if name != "direct RGW" else ""))
+        rate = statistics.median(r[0] for r in v)
+        med = [statistics.median(r[k] for r in v) for k in (1, 2, 3)]
+        print(f"{name:<17} {op} {mib} MiB: median {rate:,.0f} MiB/s ({rate / direct:.2f}× direct);"
+              f" CPU s/GiB: gateway {med[0]:.2f}, upstream {med[1]:.2f}, loadgen {med[2]:.2f}")
     return 0
 
 
@@ -101,12 +109,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--candidate", type=Path, help="likewise (default: this working tree)")
     ap.add_argument("--candidate-env", action="append", default=[], metavar="NAME=VALUE",
                     help="a setting for the candidate only, e.g. R2GW_UPSTREAM_TRANSPORT=lean (repeatable)")
+    ap.add_argument("--candidate-python", metavar="PATH",
+                    help="the interpreter the candidate runs on (a venv's python holding the gateway's "
+                         "dependencies), to compare CPython releases on one tree")
     ap.add_argument("--op", choices=("GET", "PUT"), default="GET")
     ap.add_argument("--concurrency", type=int, default=16)
     ap.add_argument("--rate", type=float)
     ap.add_argument("--big-mib", type=int, metavar="N",
                     help="big objects instead: each slice is one N MiB transfer (GET, or an UNSIGNED-PAYLOAD "
                          "PUT), and direct RGW is measured in the same rotation; MiB/s and CPU s/GiB")
+    ap.add_argument("--pin", action="store_true",
+                    help="the upstream (every RGW daemon) and the load generator on CPU 0, the gateways on "
+                         "CPU 1: the shape where the gateway has a core of its own (a sidecar's CPU request)")
     ap.add_argument("--rounds", type=int, default=6)
     ap.add_argument("--seconds", type=float, default=4.0)
     args = ap.parse_args(argv)
@@ -120,6 +134,8 @@ def main(argv: list[str] | None = None) -> int:
         a = GatewayProcess(workdir / "a", upstream=rgw, tls=False, name="baseline")
         b = GatewayProcess(workdir / "b", upstream=rgw, tls=False, name="candidate",
                            env=dict(kv.split("=", 1) for kv in args.candidate_env))
+        if args.candidate_python:
+            b.args[0] = args.candidate_python
         # each runs from its own directory: `python -m gateway` imports the package in the cwd
         import tests.gateway_process as gp
         orig_root = gp.ROOT
@@ -131,6 +147,11 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             gp.ROOT = orig_root
         gws = {"A (baseline)": a, "B (candidate)": b}
+        if args.pin:
+            up = [p for p in rgw.pids().values() if p] + [os.getpid()]
+            print(f"pinned: {procstat.pin(up, {0})} threads of RGW and the load generator on CPU 0, "
+                  f"{procstat.pin([p for g in gws.values() for p in procstat.tree(g.pid)], {1})}"
+                  " threads of the gateways on CPU 1", flush=True)
         if args.big_mib:
             return _big(rgw, gws, args.op, args.big_mib, args.rounds)
         uvloop.run(_populate(b))

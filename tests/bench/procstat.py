@@ -86,3 +86,20 @@ def machine_busy_seconds() -> float:
         fields = f.readline().split()[1:]
     user, nice, system, _idle, _iowait, irq, softirq, steal = (int(x) for x in fields[:8])
     return (user + nice + system + irq + softirq + steal) / _TICK
+
+
+def pin(pids: list[int], cpus: set[int]) -> int:
+    """Every thread of ``pids`` onto ``cpus`` (threads made later inherit it) → threads pinned."""
+    n = 0
+    for pid in pids:
+        try:
+            tids = [int(t) for t in os.listdir(f"/proc/{pid}/task")]
+        except FileNotFoundError:
+            continue
+        for tid in tids:
+            try:
+                os.sched_setaffinity(tid, cpus)
+                n += 1
+            except (ProcessLookupError, PermissionError):
+                pass
+    return n

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -99,3 +100,30 @@ def test_relay_cpu_tool_runs(capsys):
     assert "run 1:" in out and "mean:" in out
     r = asyncio.run(relay_cpu.one(8 << 20))
     assert r["moved"] == 8 << 20 and r["mib_s"] > 0 and r["sys_s_gib"] >= 0
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="pinning needs two CPUs to show")
+def test_pin_moves_every_thread_and_later_threads_inherit():
+    """procstat.pin (the benchmarks' --pin): every thread of a process, and threads it makes later."""
+    from tests.bench import procstat
+    child = subprocess.Popen(
+        [sys.executable, "-c",
+         "import os, sys, threading\n"
+         "ev = threading.Event(); threading.Thread(target=ev.wait, daemon=True).start()\n"
+         "print('ready', flush=True); sys.stdin.readline()\n"
+         "got = []\n"
+         "t = threading.Thread(target=lambda: got.append(sorted(os.sched_getaffinity(0)))); t.start(); t.join()\n"
+         "print(got[0], sorted(os.sched_getaffinity(0)), flush=True)\n"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout.readline().strip() == "ready"
+        cpu = max(os.sched_getaffinity(0))
+        assert procstat.pin([child.pid], {cpu}) == 2   # the main thread and the waiting one
+        for tid in os.listdir(f"/proc/{child.pid}/task"):
+            assert os.sched_getaffinity(int(tid)) == {cpu}
+        child.stdin.write("go\n")
+        child.stdin.flush()
+        assert child.stdout.readline().strip() == f"[{cpu}] [{cpu}]"
+    finally:
+        child.kill()
+        child.wait()
