@@ -1,6 +1,6 @@
 """The gateway against direct Ceph RGW and against a plain nginx reverse proxy, side by side.
 
-    .venv/bin/python -m tests.bench.run [--quick] [--json PATH] [--workdir DIR] [--keep]
+    .venv/bin/python -m tests.bench.run [--quick] [--json PATH] [--workdir DIR] [--keep] [--pin]
 
 One command starts Ceph RGW (memstore), the gateway in front of it (``GatewayProcess``), and
 Debian's nginx as a plain reverse proxy to the same RGW, then measures the three ways in one run
@@ -16,6 +16,8 @@ Debian's nginx as a plain reverse proxy to the same RGW, then measures the three
 
 Prints a table, writes JSON (``--json``), and checks the issue's targets (reported, never faked:
 the exit status does not depend on them). ``--quick`` shrinks everything so CI runs it in < 60 s.
+``--pin`` puts RGW and the load generator on CPU 0 and the proxies on CPU 1: what the ratios are
+when the proxy does not take its CPU from the upstream's (a sidecar with its own CPU request).
 """
 from __future__ import annotations
 
@@ -58,7 +60,11 @@ class Plan:
     small_size: int = 1 * KiB
     get_objects: int = 64
     big_size: int = 256 * MiB
-    big_reps: int = 7   # an A/B of one relay against itself spread 0.71×–0.93× over 8 rounds: more rounds, steadier median
+    big_reps: int = 7   # rounds of the big PUTs (each ~1 s per path)
+    # rounds of the big GET (each ~0.3 s per path): RGW's own CPU per GiB varies 1.0–2.9 s between
+    # transfers of the same object, so one relay measured against itself spread 0.71×–0.93× over
+    # 8 rounds; 15 rounds after a warm-up transfer give a steadier median
+    big_get_reps: int = 15
     huge_size: int = 2 * GiB
     rss_requests: int = 10_000
     ceiling_duration: float = 3.0
@@ -67,7 +73,7 @@ class Plan:
 
 
 FULL = Plan()
-QUICK = Plan(duration=0.8, warmup=0.25, rounds=1, big_size=8 * MiB, big_reps=1, huge_size=64 * MiB,
+QUICK = Plan(duration=0.8, warmup=0.25, rounds=1, big_size=8 * MiB, big_reps=1, big_get_reps=1, huge_size=64 * MiB,
              rss_requests=500, ceiling_duration=0.8, memstore_bytes=2 * GiB)
 
 
@@ -337,14 +343,20 @@ class Bench:
         samples: dict[str, dict[str, list[float]]] = {m: {t: [] for t in TARGETS}
                                                       for m in ("GET", "PUT signed", "PUT unsigned")}
         targets = list(TARGETS)
-        for rep in range(p.big_reps):
-            # the order rotates each round, as in the small-object runs, so that RGW's background
-            # work (garbage collection of the objects just deleted) falls on every target alike;
-            # every PUT writes a fresh key (no overwrite: RGW's cost of replacing an object is
-            # not the gateway's)
+        # the order rotates each round, as in the small-object runs, so that a load spike or RGW's
+        # background work falls on every target alike
+        for t in targets:
+            await self._get(t, src, size)   # warm-up, not measured: first-touch costs in RGW and the pools
+        for rep in range(p.big_get_reps):
             order = targets[rep % len(targets):] + targets[:rep % len(targets)]
             for t in order:
                 samples["GET"][t].append(await self._get(t, src, size))
+        self.log(f"  {_size(size)} GET, {p.big_get_reps} rounds: " + " / ".join(
+            f"{statistics.median(samples['GET'][t]):.0f}" for t in TARGETS) + " MiB/s median (direct / nginx / gateway)")
+        for rep in range(p.big_reps):
+            # every PUT writes a fresh key (no overwrite: RGW's cost of replacing an object is not
+            # the gateway's); RGW's garbage collection runs between rounds, not inside one
+            order = targets[rep % len(targets):] + targets[:rep % len(targets)]
             for t in order:
                 for m, signed in (("PUT signed", True), ("PUT unsigned", False)):
                     dst = f"/{BUCKET}/big/put-{t}-{rep}-{'s' if signed else 'u'}"
@@ -352,7 +364,7 @@ class Bench:
                     await self.delete(dst)
             await self.rgw_gc()
             self.log(f"  {_size(size)} round {rep + 1}: " + "; ".join(
-                f"{m} " + " / ".join(f"{samples[m][t][-1]:.0f}" for t in TARGETS) for m in samples)
+                f"{m} " + " / ".join(f"{samples[m][t][-1]:.0f}" for t in TARGETS) for m in samples if m != "GET")
                 + " MiB/s (direct / nginx / gateway)")
         await self.delete(src)
         await self.rgw_gc()
@@ -521,6 +533,8 @@ def render_table(result: dict) -> str:
     lines = [f"r2-gateway benchmark  {meta['started']}  mode={'quick' if meta['quick'] else 'full'}  "
              f"host: {meta['cpus']} CPUs, {meta['machine']}",
              f"load average (1/5/15 min): before {meta['loadavg_before']}, after {meta['loadavg_after']}",
+             *(["pinned (--pin): RGW and the load generator on CPU 0, nginx and the gateway on CPU 1"]
+               if meta.get("pinned") else []),
              ""]
     lines.append("load generator ceiling (nginx static 1 KiB file, signed requests):")
     for c in result["loadgen_ceiling"]:
@@ -598,12 +612,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--keep", action="store_true", help="keep the scratch directory (logs)")
     ap.add_argument("--duration", type=float, help="measured seconds per small-object run")
     ap.add_argument("--rounds", type=int, help="interleaved slices per small-object figure")
-    ap.add_argument("--big-reps", type=int, help="rounds of the big-object transfers")
+    ap.add_argument("--big-reps", type=int, help="rounds of the big PUTs")
+    ap.add_argument("--big-get-reps", type=int, help="rounds of the big GET")
     ap.add_argument("--sections", default=",".join(SECTIONS),
                     help=f"comma-separated subset of {','.join(SECTIONS)} (default: all)")
     ap.add_argument("--skip-big", action="store_true")
     ap.add_argument("--skip-huge", action="store_true")
     ap.add_argument("--skip-workers2", action="store_true")
+    ap.add_argument("--pin", action="store_true",
+                    help="RGW and the load generator on CPU 0, nginx and the gateway on CPU 1: the shape where "
+                         "the proxy has a core of its own (a sidecar's CPU request); not the figures of record "
+                         "(skips workers2)")
     args = ap.parse_args(argv)
     plan = QUICK if args.quick else FULL
     sections = {x.strip() for x in args.sections.split(",") if x.strip()}
@@ -613,12 +632,16 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("big", "huge", "workers2"):
         if getattr(args, f"skip_{name}"):
             sections.discard(name)
+    if args.pin:
+        sections.discard("workers2")   # its gateways start later, unpinned
     if args.duration:
         plan = replace(plan, duration=args.duration)
     if args.rounds:
         plan = replace(plan, rounds=args.rounds)
     if args.big_reps:
         plan = replace(plan, big_reps=args.big_reps)
+    if args.big_get_reps:
+        plan = replace(plan, big_get_reps=args.big_get_reps)
 
     def log(msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)
@@ -638,6 +661,11 @@ def main(argv: list[str] | None = None) -> int:
         nginx = NginxProxy(workdir / "nginx", rgw.endpoint).start()
         gateway = GatewayProcess(workdir / "gateway", upstream=rgw, tls=False).start()
         meta["endpoints"] = {"direct": rgw.endpoint, "nginx": nginx.endpoint, "gateway": gateway.endpoint}
+        if args.pin:
+            ups = [p for p in rgw.pids().values() if p] + [os.getpid()]
+            proxies = procstat.tree(nginx.pid) + procstat.tree(gateway.pid)
+            meta["pinned"] = {"cpu0_threads": procstat.pin(ups, {0}), "cpu1_threads": procstat.pin(proxies, {1})}
+            log(f"pinned: RGW and the load generator on CPU 0, nginx and the gateway on CPU 1 {meta['pinned']}")
         b = Bench(plan, rgw, nginx, gateway, workdir, log)
         import uvloop
         uvloop.run(_bench(b, sections))

@@ -82,6 +82,9 @@ def test_quick_benchmark_produces_every_figure(tmp_path):
         for target in ALL:
             assert runs[target]["requests"] > 0, (fid, target, runs[target])
             assert runs[target]["errors"] == 0, (fid, target, runs[target])
+    # the big GET: its own rounds (after an unmeasured warm-up), as many samples per path as planned
+    big_get = figs["big.GET.mib_per_s"]["samples"]
+    assert all(len(big_get[t]) == result["meta"]["plan"]["big_get_reps"] for t in ALL), big_get
     # the targets are reported (pass or fail), each with its measured value
     names = [t["name"] for t in result["targets"]]
     assert len(names) >= 10
