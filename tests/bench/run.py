@@ -61,7 +61,7 @@ class Plan:
     get_objects: int = 64
     big_size: int = 256 * MiB
     big_reps: int = 7   # rounds of the big PUTs (each ~1 s per path)
-    # rounds of the big GET (each ~0.3 s per path): RGW's own CPU per GiB varies 1.0–2.9 s between
+    # rounds of the big GET (each ~0.3 s per path): RGW's own CPU per GiB varies 1.0–3.7 s between
     # transfers of the same object, so one relay measured against itself spread 0.71×–0.93× over
     # 8 rounds; 15 rounds after a warm-up transfer give a steadier median
     big_get_reps: int = 15
