@@ -14,7 +14,6 @@ gateway CPU µs/request and ops/s of each, per slice and as medians.
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import statistics
 import sys
@@ -64,7 +63,7 @@ def _big(rgw: CephRGW, gws: dict[str, GatewayProcess], op: str, mib: int, rounds
         signers[name] = (lg.SigV4(gw.endpoint, gw.access_key, gw.secret_key, "auto"), procstat.tree(gw.pid))
     path = f"/{BUCKET}/ab-big"
 
-    up = [p for p in rgw.pids().values() if p]
+    up = rgw.live_pids()
 
     async def one(s: lg.SigV4, pids: list[int]) -> tuple[float, float, float, float]:
         """MiB/s, then CPU s/GiB of the gateway, the upstream (every RGW daemon), the load generator."""
@@ -148,10 +147,8 @@ def main(argv: list[str] | None = None) -> int:
             gp.ROOT = orig_root
         gws = {"A (baseline)": a, "B (candidate)": b}
         if args.pin:
-            up = [p for p in rgw.pids().values() if p] + [os.getpid()]
-            print(f"pinned: {procstat.pin(up, {0})} threads of RGW and the load generator on CPU 0, "
-                  f"{procstat.pin([p for g in gws.values() for p in procstat.tree(g.pid)], {1})}"
-                  " threads of the gateways on CPU 1", flush=True)
+            pinned = procstat.pin_apart(rgw.live_pids(), [p for g in gws.values() for p in procstat.tree(g.pid)])
+            print(f"pinned: RGW and the load generator on CPU 0, the gateways on CPU 1 {pinned}", flush=True)
         if args.big_mib:
             return _big(rgw, gws, args.op, args.big_mib, args.rounds)
         uvloop.run(_populate(b))

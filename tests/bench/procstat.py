@@ -103,3 +103,9 @@ def pin(pids: list[int], cpus: set[int]) -> int:
             except (ProcessLookupError, PermissionError):
                 pass
     return n
+
+
+def pin_apart(upstream: list[int], proxies: list[int]) -> dict[str, int]:
+    """The benchmarks' ``--pin``: ``upstream`` and this process (the load generator) on CPU 0,
+    ``proxies`` on CPU 1 → threads pinned on each."""
+    return {"cpu0_threads": pin(upstream + [os.getpid()], {0}), "cpu1_threads": pin(proxies, {1})}

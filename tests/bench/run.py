@@ -98,7 +98,7 @@ class Bench:
         self.small_body = lg.RepeatBody(plan.small_size, seed=1).block
         self.small_hash = lg.RepeatBody(plan.small_size, seed=1).sha256()
         self.signers = self._signers()
-        self.upstream_pids = [p for p in rgw.pids().values() if p]
+        self.upstream_pids = rgw.live_pids()
         self.gateways = [gateway]
 
     def _signers(self) -> dict[str, lg.SigV4]:
@@ -662,9 +662,7 @@ def main(argv: list[str] | None = None) -> int:
         gateway = GatewayProcess(workdir / "gateway", upstream=rgw, tls=False).start()
         meta["endpoints"] = {"direct": rgw.endpoint, "nginx": nginx.endpoint, "gateway": gateway.endpoint}
         if args.pin:
-            ups = [p for p in rgw.pids().values() if p] + [os.getpid()]
-            proxies = procstat.tree(nginx.pid) + procstat.tree(gateway.pid)
-            meta["pinned"] = {"cpu0_threads": procstat.pin(ups, {0}), "cpu1_threads": procstat.pin(proxies, {1})}
+            meta["pinned"] = procstat.pin_apart(rgw.live_pids(), procstat.tree(nginx.pid) + procstat.tree(gateway.pid))
             log(f"pinned: RGW and the load generator on CPU 0, nginx and the gateway on CPU 1 {meta['pinned']}")
         b = Bench(plan, rgw, nginx, gateway, workdir, log)
         import uvloop

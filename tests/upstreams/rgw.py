@@ -289,6 +289,10 @@ class CephRGW:
     def pids(self) -> dict[str, int | None]:
         return {name: self._daemon_pid(name) for name in self._daemons}
 
+    def live_pids(self) -> list[int]:
+        """The PIDs of the daemons that are running (mon, osd, radosgw)."""
+        return [p for p in self.pids().values() if p]
+
     def is_running(self) -> bool:
         """True while radosgw is alive (see :meth:`cluster_running` for all three daemons)."""
         return self.pid is not None
