@@ -1,9 +1,6 @@
-"""The aiohttp application: the gateway's parts, start-up and shut-down, internal endpoints, drain.
-
-Internal endpoints (``/healthz``, ``/readyz``, ``/metrics``) answer only *unsigned* GET/HEAD
-requests with no query. Every S3 request is signed (the gateway allows no anonymous access), so a
-bucket named ``healthz`` stays reachable: ``GET /healthz`` signed is ListObjects on it.
-"""
+"""The gateway process: its parts (``Gateway``: settings, keys, rules, extensions, the upstream),
+the client-facing server built on them, start-up, the listeners, and the drain at shut-down.
+Internal endpoints are :mod:`.internal`; the embedded upstream is :mod:`.embedded`."""
 from __future__ import annotations
 
 import asyncio
@@ -11,12 +8,7 @@ import gc
 import os
 import secrets
 import signal
-import socket
 import ssl
-import subprocess
-import sys
-import time
-from dataclasses import dataclass
 
 from aiohttp import web
 
@@ -26,50 +18,15 @@ from .extensions import default_extensions
 from . import observability
 from .observability import Metrics, log
 from .errors import S3Error
-from .proxy import entry, error_response, new_request_id
+from .embedded import EmbeddedUpstream
+from .exchange import error_response, new_request_id
+from .internal import InternalEndpoints
+from .proxy import entry
 from .rules import response as response_rules
 from .rules.mode import Rules
 from .rules.profile import load_profile
-from .server import Request, Response, Server, json_response
+from .server import Request, Response, Server
 from .upstream.client import Upstream
-
-INTERNAL_PATHS = ("/healthz", "/readyz", "/metrics")
-
-
-@dataclass
-class EmbeddedUpstream:
-    """moto's S3 server in a child process: the in-memory upstream used when none is configured."""
-    process: subprocess.Popen
-    endpoint: str
-
-    @classmethod
-    def start(cls, timeout: float = 30.0) -> "EmbeddedUpstream":
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                env={**os.environ, "MOTO_ALLOW_NONEXISTENT_REGION": "true"})
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                raise RuntimeError("the embedded upstream (moto) exited at start")
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                    return cls(proc, f"http://127.0.0.1:{port}")
-            except OSError:
-                time.sleep(0.1)
-        proc.kill()
-        raise RuntimeError("the embedded upstream (moto) did not start in time")
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-
 
 class Gateway:
     """Everything one gateway process holds: settings, keys, rules, extensions, the upstream."""
@@ -98,9 +55,7 @@ class Gateway:
         self.embedded: EmbeddedUpstream | None = None
         self.upstream: Upstream | None = None
         self.draining = False
-        self.in_flight = 0
-        self._ready_at = 0.0
-        self._ready = False
+        self.internal = InternalEndpoints(self)
 
     # -- lifecycle -----------------------------------------------------------------------------
     async def start(self) -> None:
@@ -124,58 +79,14 @@ class Gateway:
         if self.embedded is not None:
             self.embedded.stop()
 
-    # -- internal endpoints --------------------------------------------------------------------
+    # -- internal endpoints (gateway/internal.py) --------------------------------------------
     def internal_endpoint(self, request: Request):
-        path = request.raw_path
-        if path not in INTERNAL_PATHS or request.method not in ("GET", "HEAD"):
-            return None
-        if "authorization" in request.header_dict:
-            return None
-        if path == "/healthz":
-            return self._healthz
-        if path == "/readyz":
-            return self._readyz
-        if self.settings.metrics.enabled and not self.settings.metrics.listen:
-            return self.metrics_handler
-        return None
-
-    async def _healthz(self, request: Request) -> Response:
-        return json_response({"status": "ok"})
-
-    async def _readyz(self, request: Request) -> Response:
-        if self.draining:
-            return json_response({"status": "draining"}, status=503)
-        now = time.monotonic()
-        if now - self._ready_at > 2.0:
-            self._ready = await self._probe_upstream()
-            self._ready_at = now
-        if self._ready:
-            return json_response({"status": "ready", "profile": self.profile.name})
-        return json_response({"status": "upstream unreachable"}, status=503)
-
-    async def _probe_upstream(self) -> bool:
-        from .upstream.client import UpstreamRequest
-        try:
-            # any answer below 500 proves the upstream is up; a HEAD of a bucket that is not
-            # there is cheap everywhere (RGW mis-answers HEAD /, and GET / lists every bucket)
-            resp = await asyncio.wait_for(self.upstream.send(UpstreamRequest("HEAD", "/r2gw-readiness-probe")), 5)
-            resp.release()
-            return resp.status < 500
-        except Exception:
-            return False
+        """The handler of an internal endpoint this request asks for, else None (it is S3)."""
+        return self.internal.route(request)
 
     def metrics_body(self) -> tuple[bytes, str]:
         self.metrics.upstream_pool.set(self.upstream.pool_size if self.upstream else 0)
         return self.metrics.render()
-
-    async def metrics_handler(self, request: Request) -> Response:
-        body, ctype = self.metrics_body()
-        return Response(body=body, headers={"Content-Type": ctype})
-
-    async def metrics_handler_aiohttp(self, request: web.BaseRequest) -> web.Response:
-        """/metrics on a listener of its own (an aiohttp app: not on the request path)."""
-        body, ctype = self.metrics_body()
-        return web.Response(body=body, headers={"Content-Type": ctype})
 
 
 def build_server(gateway: Gateway) -> Server:
@@ -267,7 +178,7 @@ async def serve(settings: Settings, *, reuse_port: bool = False, ready_fd: int |
     metrics_runner = None
     if settings.metrics.enabled and settings.metrics.listen:
         mapp = web.Application()
-        mapp.router.add_get("/metrics", gateway.metrics_handler_aiohttp)
+        mapp.router.add_get("/metrics", gateway.internal.metrics_aiohttp)
         metrics_runner = web.AppRunner(mapp, access_log=None)
         await metrics_runner.setup()
         host, port = _split(settings.metrics.listen)

@@ -32,7 +32,12 @@ def _serve_one(settings, reuse_port: bool = False, quiet: bool = False) -> int:
     except ImportError:  # pragma: no cover
         runner = asyncio.run
     from .app import serve
-    return runner(serve(settings, reuse_port=reuse_port, quiet=quiet))
+    from .embedded import EmbeddedUnavailable
+    try:
+        return runner(serve(settings, reuse_port=reuse_port, quiet=quiet))
+    except EmbeddedUnavailable as e:
+        print(f"r2-gateway: {e}", file=sys.stderr)
+        return 2
 
 
 def _run_workers(settings) -> int:

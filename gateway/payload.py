@@ -15,7 +15,7 @@ import hmac
 from typing import AsyncIterator, Mapping
 
 from .auth.chunked import ChunkedDecoder
-from .auth.sigv4 import STREAMING_MODES, UNSIGNED_PAYLOAD as UNSIGNED, AuthResult
+from .auth.canonical import STREAMING_MODES, UNSIGNED_PAYLOAD as UNSIGNED, AuthResult
 from .checksums import ALGORITHMS, new_checksum
 from .errors import S3Error
 

@@ -29,7 +29,7 @@ import re
 from typing import Iterable
 
 from gateway import checksums
-from gateway.auth.sigv4 import (EMPTY_SHA256, STREAMING_SIGNED, STREAMING_SIGNED_TRAILER,
+from gateway.auth.canonical import (EMPTY_SHA256, STREAMING_SIGNED, STREAMING_SIGNED_TRAILER,
                                 STREAMING_UNSIGNED_TRAILER, AuthResult)
 from gateway.errors import S3Error
 

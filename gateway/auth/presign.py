@@ -22,7 +22,7 @@ from datetime import datetime
 from typing import Callable, Mapping
 from urllib.parse import unquote, unquote_to_bytes
 
-from gateway.auth import sigv4
+from gateway.auth import canonical
 from gateway.errors import S3Error
 
 #: Maximum X-Amz-Expires, seconds (7 days), as S3.
@@ -76,14 +76,14 @@ def _auth_params(raw_query: str) -> dict[str, str]:
 
 def authenticate_presigned(method: str, raw_path: str, raw_query: str, headers: Mapping[str, str],
                            lookup_secret: Callable[[str], str | None], now: datetime | None = None, *,
-                           skew_seconds: float = sigv4.MAX_SKEW_SECONDS,
-                           require_signed_amz_headers: bool = True) -> sigv4.AuthResult:
+                           skew_seconds: float = canonical.MAX_SKEW_SECONDS,
+                           require_signed_amz_headers: bool = True) -> canonical.AuthResult:
     params = _auth_params(raw_query)
     if any(name not in params for name in _REQUIRED):
         raise _qerror(_REQUIRED_MESSAGE)
 
     algorithm = params["X-Amz-Algorithm"]
-    if algorithm != sigv4.ALGORITHM:
+    if algorithm != canonical.ALGORITHM:
         if algorithm == "AWS4-ECDSA-P256-SHA256":
             raise S3Error("NotImplemented", "AWS4-ECDSA-P256-SHA256 (SigV4a) not implemented")
         raise _qerror('X-Amz-Algorithm only supports "AWS4-HMAC-SHA256"')
@@ -93,10 +93,10 @@ def authenticate_presigned(method: str, raw_path: str, raw_query: str, headers: 
         raise _credential_error('the Credential is mal-formed; expecting '
                                 '"<YOUR-AKID>/YYYYMMDD/REGION/SERVICE/aws4_request".')
     access_key_id, scope_parts = parts[0], parts[1:]
-    sigv4.check_credential_scope(scope_parts, _credential_error)
+    canonical.check_credential_scope(scope_parts, _credential_error)
 
     amz_date = params["X-Amz-Date"]
-    request_ts = sigv4.parse_amz_date(amz_date)
+    request_ts = canonical.parse_amz_date(amz_date)
     if request_ts is None:
         raise _qerror("X-Amz-Date must be in the ISO8601 Long Format \"yyyyMMdd'T'HHmmss'Z'\"")
     if scope_parts[0] != amz_date[:8]:
@@ -124,10 +124,10 @@ def authenticate_presigned(method: str, raw_path: str, raw_query: str, headers: 
     elif "x-amz-content-sha256" in signed and "x-amz-content-sha256" in headers:
         payload_hash = headers["x-amz-content-sha256"].strip()
     else:
-        payload_hash = sigv4.UNSIGNED_PAYLOAD
-    if payload_hash != sigv4.UNSIGNED_PAYLOAD:
-        sigv4.validate_payload_hash(payload_hash)
-        if payload_hash in sigv4.STREAMING_MODES:
+        payload_hash = canonical.UNSIGNED_PAYLOAD
+    if payload_hash != canonical.UNSIGNED_PAYLOAD:
+        canonical.validate_payload_hash(payload_hash)
+        if payload_hash in canonical.STREAMING_MODES:
             raise S3Error("InvalidArgument", "A presigned request cannot use a streaming payload",
                           ArgumentName="x-amz-content-sha256", ArgumentValue=payload_hash)
 
@@ -135,25 +135,25 @@ def authenticate_presigned(method: str, raw_path: str, raw_query: str, headers: 
     if secret is None:
         raise S3Error("InvalidAccessKeyId", AWSAccessKeyId=access_key_id)
 
-    server_ts = sigv4.now_timestamp(now)
+    server_ts = canonical.now_timestamp(now)
     expires_at = request_ts + expires
     if server_ts > expires_at:
         raise S3Error("AccessDenied", "Request has expired", **{
-            "X-Amz-Expires": str(expires), "Expires": sigv4.format_iso8601(expires_at),
-            "ServerTime": sigv4.format_iso8601(server_ts)})
+            "X-Amz-Expires": str(expires), "Expires": canonical.format_iso8601(expires_at),
+            "ServerTime": canonical.format_iso8601(server_ts)})
     if request_ts - server_ts > skew_seconds:
         raise S3Error("AccessDenied", "Request is not yet valid", **{
-            "X-Amz-Date": amz_date, "Expires": sigv4.format_iso8601(expires_at),
-            "ServerTime": sigv4.format_iso8601(server_ts)})
+            "X-Amz-Date": amz_date, "Expires": canonical.format_iso8601(expires_at),
+            "ServerTime": canonical.format_iso8601(server_ts)})
 
-    sigv4.check_signed_headers(signed, headers, require_signed_amz_headers)
-    canon = sigv4.canonical_headers(signed, headers)
+    canonical.check_signed_headers(signed, headers, require_signed_amz_headers)
+    canon = canonical.canonical_headers(signed, headers)
     date, region, service, _ = scope_parts
-    key = sigv4.signing_key(secret, date, region, service)
+    key = canonical.signing_key(secret, date, region, service)
     scope = "/".join(scope_parts)
-    signature = sigv4.verify_candidates(method, raw_path, raw_query, canon, ";".join(signed), payload_hash,
+    signature = canonical.verify_candidates(method, raw_path, raw_query, canon, ";".join(signed), payload_hash,
                                         amz_date, scope, key, params["X-Amz-Signature"].lower(),
                                         access_key_id, True)
-    return sigv4.AuthResult(access_key_id=access_key_id, secret_key=secret, signing_key=key, scope=scope,
+    return canonical.AuthResult(access_key_id=access_key_id, secret_key=secret, signing_key=key, scope=scope,
                             amz_date=amz_date, signature=signature, signed_headers=signed,
                             payload_hash=payload_hash, presigned=True, region=region)

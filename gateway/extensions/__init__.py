@@ -1,14 +1,18 @@
 """R2's extensions to S3, one module each. Every extension is a stage ``async (ex, proceed)`` that
 may change the request, answer it itself, or call ``proceed(ex)`` (the upstream) and adjust the
-answer. ``Extensions.run`` chains the ones registered for the request's operation.
+answer. ``Extensions.run`` chains the ones registered for the request's operation, in the order of
+``CHAIN`` below (a new extension is a module here with a ``register(ext)`` and a line in ``CHAIN``).
 """
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Awaitable, Callable
 
+from . import (conditional, copy_conditions, create_bucket, list_buckets, location, merge, multipart,
+               restore, storage_class, unicode_metadata)
+
 if TYPE_CHECKING:
+    from ..exchange import Exchange
     from ..server import StreamResponse
-    from ..proxy import Exchange
 
 Stage = Callable[["Exchange", Callable[["Exchange"], Awaitable["StreamResponse"]]],
                  Awaitable["StreamResponse"]]
@@ -49,18 +53,16 @@ class _Proceed:
         return stages[i](ex, _Proceed(stages, self.last, i + 1))
 
 
+#: The chain, outermost first: for an operation several extensions change, the first listed sees the
+#: request first and the answer last. Conditions are checked before a missing bucket is created and
+#: before the metadata and storage class are rewritten for the upstream.
+CHAIN = (conditional, copy_conditions, create_bucket, list_buckets, location, merge, multipart, restore,
+         storage_class, unicode_metadata)
+
+
 def default_extensions() -> Extensions:
     """Every R2 extension the gateway implements, registered on the operations it changes."""
     ext = Extensions()
-    for module in _modules():
+    for module in CHAIN:
         module.register(ext)
     return ext
-
-
-def _modules():
-    import importlib
-    import pkgutil
-    for info in sorted(pkgutil.iter_modules(__path__), key=lambda i: i.name):
-        module = importlib.import_module(f"{__name__}.{info.name}")
-        if hasattr(module, "register"):
-            yield module

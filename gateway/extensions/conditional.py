@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from .conditions import Conditions, holds, state_from_head
 from ..errors import S3Error
+from ..upstream import quirks
 
 _HEADERS = ("if-match", "if-none-match", "if-modified-since", "if-unmodified-since")
 
@@ -23,19 +24,18 @@ async def conditional_write(ex, proceed):
         return await proceed(ex)
     for h in _HEADERS:
         ex.upstream_headers.pop(h, None)
-    dialect = ex.gw.upstream.dialect
-    if dialect in ("aws", "minio") and not cond.by_time:
+    upstream = ex.gw.upstream
+    if upstream.has(quirks.CONDITIONAL_WRITES) and not cond.by_time:
         for h in ("if-match", "if-none-match"):
             if h in ex.headers:
                 ex.upstream_headers[h] = ex.headers[h]
         return await proceed(ex)
     status, headers = await ex.head(ex.bucket, ex.key, ex.sse_c())
     state = state_from_head(status, headers)
-    dialect = ex.gw.upstream.dialect
     if not holds(cond, state):
         raise S3Error("PreconditionFailed", Condition=_first(cond))
     if state.exists:
-        ex.upstream_headers["if-match"] = state.etag if dialect == "ceph" else f'"{state.etag}"'
+        ex.upstream_headers["if-match"] = state.etag if upstream.has(quirks.UNQUOTED_IF_MATCH) else f'"{state.etag}"'
     else:
         ex.upstream_headers["if-none-match"] = "*"
     return await proceed(ex)

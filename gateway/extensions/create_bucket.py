@@ -5,6 +5,7 @@ first uploads to one new bucket all succeed."""
 from __future__ import annotations
 
 from ..errors import S3Error
+from ..upstream.responses import upstream_error
 
 
 async def create_if_missing(ex, proceed):
@@ -15,7 +16,6 @@ async def create_if_missing(ex, proceed):
         resp = await ex.call_upstream("PUT", ex.bucket_path(ex.bucket), "", {}, None)
         try:
             if resp.status >= 400 and resp.status != 409:
-                from ..proxy import upstream_error
                 raise await upstream_error(ex, resp)
         finally:
             resp.release()

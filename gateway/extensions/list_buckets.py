@@ -14,6 +14,7 @@ from ..server import Response
 
 from .. import s3xml
 from ..errors import S3Error
+from ..upstream.responses import read_capped, upstream_error
 from ..s3xml import element
 
 MAX_KEYS = 1000
@@ -50,9 +51,7 @@ async def list_buckets(ex, proceed):
     ex.upstream_status = resp.status
     try:
         if resp.status >= 400:
-            from ..proxy import upstream_error
             raise await upstream_error(ex, resp)
-        from ..proxy import read_capped
         root = s3xml.parse(await read_capped(resp, 64 * 1024 * 1024), limit=64 * 1024 * 1024)
     finally:
         resp.release()

@@ -14,11 +14,11 @@ import json
 import re
 
 from .. import s3xml
-from ..auth.sigv4 import uri_encode
+from ..auth.canonical import uri_encode
 from ..errors import S3Error
+from ..upstream.responses import read_capped
+from ..upstream import quirks
 
-# upstreams known to ignore partNumber on GET/HEAD
-IGNORES_PART_NUMBER = frozenset({"ceph"})
 _ETAG_PARTS = re.compile(r'-(\d+)"?$')
 
 
@@ -37,7 +37,6 @@ async def _part_sizes(ex) -> dict[int, int]:
         try:
             if resp.status >= 400:
                 return {}  # let CompleteMultipartUpload itself answer (NoSuchUpload, …)
-            from ..proxy import read_capped
             root = s3xml.parse(await read_capped(resp, 8 * 1024 * 1024), limit=8 * 1024 * 1024)
         finally:
             resp.release()
@@ -67,7 +66,7 @@ def _record_path(ex, bucket: str, key: str) -> str:
 
 
 async def complete(ex, proceed):
-    record = ex.gw.upstream.dialect in IGNORES_PART_NUMBER
+    record = ex.gw.upstream.has(quirks.IGNORES_PART_NUMBER)
     if not (_uniform(ex.gw.profile) or record) or not isinstance(ex.body, bytes):
         return await proceed(ex)
     numbers = _requested_parts(ex.body)
@@ -102,7 +101,6 @@ async def _load_record(ex) -> dict | None:
     try:
         if resp.status != 200:
             return None
-        from ..proxy import read_capped
         return json.loads(await read_capped(resp, 4096))
     except (ValueError, S3Error):
         return None
@@ -112,7 +110,7 @@ async def _load_record(ex) -> dict | None:
 
 async def part_number(ex, proceed):
     raw = ex.query.get("partNumber")
-    if raw is None or ex.gw.upstream.dialect not in IGNORES_PART_NUMBER:
+    if raw is None or not ex.gw.upstream.has(quirks.IGNORES_PART_NUMBER):
         return await proceed(ex)
     try:
         number = int(raw)

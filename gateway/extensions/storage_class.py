@@ -21,6 +21,7 @@ from functools import lru_cache
 from ..server import Response
 
 from ..rules.response import storage_class_maps
+from ..upstream.responses import copy_headers, read_capped
 
 _REQUEST_OPS = ("PutObject", "CopyObject", "CreateMultipartUpload")
 _LIST_OPS = ("ListObjects", "ListObjectsV2", "ListParts", "ListMultipartUploads", "ListObjectVersions")
@@ -50,7 +51,6 @@ async def listing(ex, proceed):
     maps = _maps(ex.gw.profile)
     if maps is None or not maps[1]:
         return await proceed(ex)
-    from ..proxy import copy_headers, read_capped
     back = maps[1]
     resp = await ex.call_upstream()
     if resp.status != 200:

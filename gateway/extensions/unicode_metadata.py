@@ -5,36 +5,10 @@ returns them RFC 2047-encoded, as R2 does. The 8,192-byte limit applies to the d
 Metadata *names* with non-ASCII characters are dropped, as R2 does."""
 from __future__ import annotations
 
-import base64
-import re
-from email.header import decode_header, make_header
-
 from ..errors import S3Error
+from ..rfc2047 import CONTROL, decode_value, encode_value
 
 LIMIT = 8192
-_ENCODED_WORD = re.compile(r"=\?[^?]+\?[bBqQ]\?[^?]*\?=")
-# control characters (HTAB excepted) in a decoded value: CR/LF would split the header upstream
-_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
-
-
-def decode_value(value: str) -> str:
-    if "=?" in value and _ENCODED_WORD.search(value):
-        try:
-            return str(make_header(decode_header(value)))
-        except (ValueError, LookupError, UnicodeDecodeError):
-            return value
-    if any(0xDC80 <= ord(c) <= 0xDCFF for c in value):  # raw UTF-8 bytes seen through surrogateescape
-        try:
-            return value.encode("utf-8", "surrogateescape").decode("utf-8")
-        except UnicodeDecodeError:
-            return value
-    return value
-
-
-def encode_value(value: str) -> str:
-    if value.isascii():
-        return value
-    return "=?UTF-8?B?" + base64.b64encode(value.encode()).decode() + "?="
 
 
 def decoded_metadata_size(headers: dict[str, str]) -> int:
@@ -58,7 +32,7 @@ async def unicode_metadata(ex, proceed):
             dropped += 1
             continue
         value = decode_value(headers[k])
-        if _CONTROL.search(value):
+        if CONTROL.search(value):
             raise S3Error("InvalidArgument", "Metadata values may not contain control characters.",
                           ArgumentName=k)
         size += len(k) - 11 + len(value.encode())

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Mapping
 
 from ..errors import S3Error, header_not_implemented, not_implemented
-from ..extensions.unicode_metadata import decode_value
+from ..rfc2047 import decode_value
 from .profile import OpRules, Profile
 
 _SECRET_HEADERS = frozenset({

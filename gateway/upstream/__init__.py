@@ -1,1 +1,2 @@
-"""The upstream S3 store: client (pool, streaming), signer (re-signing), dialects (quirks)."""
+"""The upstream S3 store: client (pool, streaming), signer (re-signing), answers read (responses),
+per-store fixes (dialects) and which store has which quirk (quirks)."""

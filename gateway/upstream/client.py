@@ -75,6 +75,10 @@ class Upstream:
             await self._session.close()
             self._session = None
 
+    def has(self, quirk: frozenset[str]) -> bool:
+        """Whether this upstream's dialect is in ``quirk`` (a set from :mod:`.quirks`)."""
+        return self.dialect in quirk
+
     @property
     def pool_size(self) -> int:
         """Connections open to the upstream now (idle and busy), for metrics and leak tests."""

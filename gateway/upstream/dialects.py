@@ -4,13 +4,11 @@ Each fix is idempotent and keyed on the operation, so it is harmless on an upstr
 answers correctly (AWS S3, MinIO) and needed on the ones that do not (Ceph RGW, moto):
 
 - CopyObject / UploadPartCopy: ETags in the result XML come unquoted (RGW) → quoted.
-- CompleteMultipartUpload: an empty ``<ETag>`` (RGW) → filled from a HEAD of the new object;
-  an unknown upload id answered with 500 (RGW) → 404 NoSuchUpload.
-- Upstream refusing the gateway's *own* credentials → 502 BadGateway (it is not the client's
-  signature that failed), logged as an operator error.
-- Errors without a body (HEAD) → the S3 code their status implies.
+- CompleteMultipartUpload: an empty ``<ETag>`` (RGW) → filled from a HEAD of the new object.
 - Copying PUTs that RGW decodes twice (UploadPartCopy, a PUT with ``x-amz-copy-source-range``):
   the copy source's '%' escaped once more (:func:`fix_request`), so no key can crash radosgw.
+
+Errors are translated in :mod:`.responses`; which dialect has which quirk is :mod:`.quirks`.
 """
 from __future__ import annotations
 
@@ -18,18 +16,16 @@ import re
 from typing import TYPE_CHECKING
 
 import aiohttp
-from ..server import Response, StreamResponse
 
 from .. import s3xml
-from ..errors import ERRORS, S3Error
-from ..observability import log
+from ..server import Response, StreamResponse
+from . import quirks
+from .client import UpstreamRequest
+from .responses import copy_headers, read_capped, translate_error
 
 if TYPE_CHECKING:
-    from ..proxy import Exchange
+    from ..exchange import Exchange
 
-_STATUS_CODES = {400: "InvalidRequest", 403: "AccessDenied", 405: "MethodNotAllowed", 409: "OperationAborted",
-                 411: "MissingContentLength", 412: "PreconditionFailed", 416: "InvalidRange",
-                 501: "NotImplemented", 503: "ServiceUnavailable"}
 _ETAG = re.compile(rb"<ETag>([^<\"]*)</ETag>")
 _EMPTY_ETAG = re.compile(rb"<ETag>(&quot;)?(&#34;)?\"?\"?(&quot;)?(&#34;)?</ETag>")
 _FIX_OPERATIONS = frozenset({"CopyObject", "UploadPartCopy", "CompleteMultipartUpload"})
@@ -55,36 +51,16 @@ async def fix_request(ex: "Exchange") -> None:
         return
     upstream = ex.gw.upstream
     if upstream.dialect is None:  # not known yet: learn it before sending a form that could crash it
-        from .client import UpstreamRequest
         resp = await upstream.send(UpstreamRequest("HEAD", "/"))
         resp.release()
-    if upstream.dialect == "ceph":
+    if upstream.has(quirks.DOUBLE_DECODES_COPY_SOURCE):
         headers["x-amz-copy-source"] = source.replace("%", "%25")
-
-
-def translate_error(ex: "Exchange", status: int, code: str | None, message: str | None,
-                    fields: dict[str, str]) -> S3Error:
-    if status == 500 and ex.op == "CompleteMultipartUpload" and code in (None, "UnknownError", "InternalError"):
-        return S3Error("NoSuchUpload", UploadId=ex.query.get("uploadId", ""))
-    if code in ("SignatureDoesNotMatch", "InvalidAccessKeyId", "AuthorizationHeaderMalformed",
-                "RequestTimeTooSkewed") and status in (400, 403):
-        log.error("upstream_refused_gateway_credentials", code=code, operation=ex.op)
-        return S3Error("BadGateway", "The upstream storage refused the gateway's credentials.", status=502)
-    if not code:
-        if status == 404:
-            code = "NoSuchKey" if ex.key is not None else "NoSuchBucket"
-        else:
-            code = _STATUS_CODES.get(status, "InternalError" if status >= 500 else "InvalidRequest")
-    if code not in ERRORS and status < 400:
-        status = 500
-    return S3Error(code, message or None, status=status, **fields)
 
 
 async def fix_response(ex: "Exchange", resp: aiohttp.ClientResponse) -> StreamResponse | None:
     """A corrected small response for the operations some upstreams answer wrongly, else None."""
     if ex.op not in _FIX_OPERATIONS or resp.status != 200:
         return None
-    from ..proxy import read_capped
     body = await read_capped(resp, _MAX_RESULT)
     if b"<Error>" in body[:512]:  # S3 may answer 200 with an error document; pass it as an error
         root = s3xml.parse(body)
@@ -94,7 +70,6 @@ async def fix_response(ex: "Exchange", resp: aiohttp.ClientResponse) -> StreamRe
         etag = await _head_etag(ex)
         if etag:
             body = _EMPTY_ETAG.sub(b"<ETag>" + etag.replace('"', "&quot;").encode() + b"</ETag>", body, 1)
-    from ..proxy import copy_headers
     out = Response(status=200, body=body)
     copy_headers(resp, out)
     out.headers["x-amz-request-id"] = ex.request_id

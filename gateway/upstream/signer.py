@@ -9,7 +9,7 @@ import hashlib
 import hmac
 import time
 
-from ..auth.sigv4 import signing_key
+from ..auth.canonical import signing_key
 
 UNSIGNED = "UNSIGNED-PAYLOAD"
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()

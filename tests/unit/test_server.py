@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from gateway.errors import S3Error
-from gateway.proxy import error_response
+from gateway.exchange import error_response
 from gateway.server import Request, Response, Server, StreamResponse
 
 

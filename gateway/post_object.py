@@ -1,6 +1,7 @@
 """PostObject: browser form uploads (``multipart/form-data`` POST to a bucket), authenticated by a
 SigV4-signed POST policy, stored upstream as a PutObject whose body is streamed from the form.
 
+The SigV4 POST signature and the policy's conditions are checked in :mod:`gateway.auth.post_policy`.
 ``proxy.handle`` sends every form POST to a bucket here before header authentication (the form
 carries no Authorization header). In order:
 
@@ -40,26 +41,24 @@ x-amz-checksum-* fields are not forwarded (they would be stored unverified by so
 """
 from __future__ import annotations
 
-import base64
-import binascii
-import json
-import time
-from datetime import datetime, timezone
 from typing import TYPE_CHECKING, AsyncIterator
 from urllib.parse import quote, urlsplit, urlunsplit, urlencode, parse_qsl
 
-from ..server import Response, StreamResponse
 from aiohttp.helpers import parse_mimetype
 from aiohttp.multipart import BodyPartReader, MultipartReader
 
-from .. import s3xml
-from ..auth.sigv4 import AuthResult, hmac_hex, parse_amz_date, signatures_equal, signing_key, uri_encode
-from ..errors import S3Error
-from ..rules.enforce import Violation
-from .unicode_metadata import encode_value
+from . import s3xml
+from .auth.canonical import uri_encode
+from .auth.post_policy import authenticate_form, check_policy
+from .errors import S3Error
+from .exchange import error_response
+from .rfc2047 import encode_value
+from .rules.enforce import Violation
+from .server import Response, StreamResponse
+from .upstream.responses import upstream_error
 
 if TYPE_CHECKING:
-    from ..proxy import Exchange
+    from .exchange import Exchange
 
 OPERATION = "PostObject"
 MAX_FIELD_BYTES = 64 * 1024
@@ -70,7 +69,6 @@ CHUNK = 256 * 1024
 # form fields that authenticate the form: never conditions' business, never forwarded
 _AUTH_FIELDS = frozenset({"policy", "x-amz-signature", "x-amz-algorithm", "x-amz-credential", "x-amz-date",
                           "x-amz-security-token", "awsaccesskeyid", "signature"})
-_NOT_COVERED = frozenset({"policy", "x-amz-signature", "file"})
 _RESPONSE_FIELDS = frozenset({"success_action_status", "success_action_redirect", "redirect"})
 _SYSTEM_FIELDS = ("content-type", "cache-control", "content-disposition", "content-encoding",
                   "content-language", "expires")
@@ -81,14 +79,6 @@ _SECRET_FIELDS = frozenset({"x-amz-security-token", "x-amz-server-side-encryptio
 def _malformed(detail: str = "") -> S3Error:
     msg = "The body of your POST request is not well-formed multipart/form-data."
     return S3Error("MalformedPOSTRequest", msg + (f" ({detail})" if detail else ""), status=400)
-
-
-def _policy_denied(reason: str) -> S3Error:
-    return S3Error("AccessDenied", f"Invalid according to Policy: {reason}")
-
-
-def _invalid_policy(reason: str) -> S3Error:
-    return S3Error("InvalidPolicyDocument", f"Invalid Policy: {reason}", status=400)
 
 
 class _CountingStream:
@@ -171,111 +161,6 @@ async def _read_field(part: BodyPartReader, budget: int) -> bytes:
                           "Your POST request fields preceding the upload file were too large.", status=400)
 
 
-def _parse_expiration(value) -> float:
-    if not isinstance(value, str):
-        raise _invalid_policy("Invalid 'expiration' value")
-    text = value.strip()
-    if text.endswith("Z"):
-        text = text[:-1] + "+00:00"
-    try:
-        when = datetime.fromisoformat(text)
-    except ValueError:
-        raise _invalid_policy(f"Invalid 'expiration' value: '{value[:64]}'") from None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    return when.timestamp()
-
-
-def _authenticate(ex: "Exchange", fields: dict[str, str]) -> tuple[dict, AuthResult]:
-    gw = ex.gw
-    policy_b64 = fields.get("policy")
-    signature = fields.get("x-amz-signature")
-    if policy_b64 is None or signature is None:
-        if "awsaccesskeyid" in fields or "signature" in fields:
-            raise S3Error("InvalidRequest", "The authorization mechanism you have provided is not supported. "
-                          "Please use AWS4-HMAC-SHA256.")
-        raise S3Error("AccessDenied", "Access Denied")  # no anonymous access
-    algorithm = fields.get("x-amz-algorithm", "")
-    if algorithm != "AWS4-HMAC-SHA256":
-        raise S3Error("InvalidArgument", "POST form x-amz-algorithm must be AWS4-HMAC-SHA256",
-                      ArgumentName="x-amz-algorithm", ArgumentValue=algorithm[:64])
-    credential = fields.get("x-amz-credential", "")
-    parts = credential.split("/")
-    if len(parts) != 5 or parts[3] != "s3" or parts[4] != "aws4_request" or not parts[0]:
-        raise S3Error("InvalidArgument", 'x-amz-credential: expecting "<YOUR-AKID>/YYYYMMDD/REGION/s3/aws4_request".',
-                      ArgumentName="x-amz-credential")
-    access_key_id, date, region = parts[0], parts[1], parts[2]
-    amz_date = fields.get("x-amz-date", "")
-    if parse_amz_date(amz_date) is None or amz_date[:8] != date:
-        raise S3Error("InvalidArgument", "x-amz-date must be YYYYMMDDTHHMMSSZ, on the credential's date",
-                      ArgumentName="x-amz-date")
-    secret = gw.keys.secret_for(access_key_id)
-    if secret is None:
-        raise S3Error("InvalidAccessKeyId", AWSAccessKeyId=access_key_id)
-    key = signing_key(secret, date, region, "s3")
-    if not signatures_equal(hmac_hex(key, policy_b64), signature.strip().lower()):
-        raise S3Error("SignatureDoesNotMatch", AWSAccessKeyId=access_key_id, StringToSign=policy_b64[:4096])
-    auth = AuthResult(access_key_id=access_key_id, secret_key=secret, signing_key=key,
-                      scope="/".join(parts[1:]), amz_date=amz_date, signature=signature.strip().lower(),
-                      signed_headers=(), payload_hash="UNSIGNED-PAYLOAD", presigned=False, region=region)
-    try:
-        policy = json.loads(base64.b64decode(policy_b64, validate=True))
-    except (binascii.Error, ValueError):
-        raise _invalid_policy("Invalid JSON.") from None
-    if not isinstance(policy, dict):
-        raise _invalid_policy("Invalid JSON.")
-    return policy, auth
-
-
-def _check_policy(policy: dict, fields: dict[str, str], bucket: str) -> tuple[int, int] | None:
-    """Raise unless the form satisfies the policy; returns content-length-range (min, max) if any."""
-    if "expiration" not in policy:
-        raise _invalid_policy("Policy missing expiration.")
-    if time.time() > _parse_expiration(policy["expiration"]):
-        raise _policy_denied("Policy expired.")
-    conditions = policy.get("conditions")
-    if not isinstance(conditions, list):
-        raise _invalid_policy("Policy missing conditions.")
-    covered: set[str] = set()
-    length_range = None
-    for cond in conditions:
-        if isinstance(cond, dict):
-            if len(cond) != 1:
-                raise _invalid_policy("Each condition names one field.")
-            (name, expected), = cond.items()
-            op, field = "eq", str(name).lower()
-        elif isinstance(cond, list) and len(cond) == 3 and isinstance(cond[0], str):
-            op = cond[0].lower()
-            if op == "content-length-range":
-                try:
-                    low, high = int(cond[1]), int(cond[2])
-                except (TypeError, ValueError):
-                    raise _invalid_policy("Invalid content-length-range.") from None
-                length_range = (low, high)
-                continue
-            if op not in ("eq", "starts-with") or not isinstance(cond[1], str) or not cond[1].startswith("$"):
-                raise _invalid_policy(f"Invalid condition: {json.dumps(cond)[:256]}")
-            field, expected = cond[1][1:].lower(), cond[2]
-        else:
-            raise _invalid_policy(f"Invalid condition: {json.dumps(cond)[:256]}")
-        if not isinstance(expected, str):
-            raise _invalid_policy(f"Invalid condition: {json.dumps(cond)[:256]}")
-        covered.add(field)
-        actual = bucket if field == "bucket" else fields.get(field, "")
-        if op == "eq":
-            ok = actual == expected
-        elif field == "content-type":
-            ok = all(v.strip().startswith(expected) for v in actual.split(","))
-        else:
-            ok = actual.startswith(expected)
-        if not ok:
-            raise _policy_denied(f"Policy Condition failed: {json.dumps(cond)[:256]}")
-    extra = sorted(f for f in fields if f not in covered and f not in _NOT_COVERED and not f.startswith("x-ignore-"))
-    if extra:
-        raise _policy_denied("Extra input fields: " + ", ".join(extra)[:256])
-    return length_range
-
-
 def _shown(name: str, value: str) -> str:
     if name in _SECRET_FIELDS:
         return "***"
@@ -294,7 +179,7 @@ def _profile_checks(ex: "Exchange", fields: dict[str, str], key: str, size: int)
                 if lname == "policy":
                     # Decision: the gateway allows no anonymous access; a form is authenticated by
                     # its signed policy, so a table that lists `policy` as unsupported cannot be
-                    # followed here (the policy is required, see _authenticate).
+                    # followed here (the policy is required, see auth/post_policy.py).
                     continue
                 prefix = lname[:-1] if lname.endswith("*") else None
                 for fname, value in fields.items():
@@ -360,7 +245,6 @@ def _location(ex: "Exchange", key: str) -> str:
 
 
 async def handle(ex: "Exchange") -> StreamResponse:
-    from ..proxy import error_response
     gw = ex.gw
     ex.op = OPERATION
     ex.query = {}
@@ -377,7 +261,6 @@ async def handle(ex: "Exchange") -> StreamResponse:
 
 
 async def _handle(ex: "Exchange") -> StreamResponse:
-    from ..proxy import upstream_error
     gw = ex.gw
     request = ex.request
     total = request.content_length
@@ -418,7 +301,7 @@ async def _handle(ex: "Exchange") -> StreamResponse:
     ex.bytes_in = file_start
 
     # -- who, and may they ----------------------------------------------------------------------
-    policy, auth = _authenticate(ex, fields)
+    policy, auth = authenticate_form(fields, ex.gw.keys.secret_for)
     ex.auth = auth
     ex.client_key = gw.keys.get(auth.access_key_id)
     ex.client_key.authorize(OPERATION, ex.bucket)
@@ -429,7 +312,7 @@ async def _handle(ex: "Exchange") -> StreamResponse:
     if not key:
         raise S3Error("InvalidArgument", "Bucket POST must contain a field named 'key'.  If it is specified, "
                       "please check the order of the fields.", ArgumentName="key", ArgumentValue="")
-    length_range = _check_policy(policy, fields, ex.bucket)
+    length_range = check_policy(policy, fields, ex.bucket)
     if "${filename}" in key:
         filename = (file_part.filename or "").replace("\\", "/").rpartition("/")[2]
         key = key.replace("${filename}", filename)

@@ -1,0 +1,278 @@
+"""The request as it travels through the gateway (``Exchange``): what the client sent, what the
+stages decided (bucket, key, operation, key's permissions, body), and what goes upstream; with the
+helpers every stage uses to ask the upstream something and to relay its answer to the client."""
+from __future__ import annotations
+
+import itertools
+import os
+import time
+from typing import TYPE_CHECKING
+from urllib.parse import unquote
+
+import aiohttp
+from multidict import CIMultiDict
+
+from . import addressing
+from .auth.canonical import AuthResult, canonical_query, uri_encode
+from .auth.presign import strip_presign_params
+from .errors import S3Error
+from .observability import log
+from .payload import Ingest
+from .server import Request, Response, StreamResponse
+from .upstream import dialects, splice
+from .upstream.client import UpstreamRequest
+from .upstream.responses import copy_headers, upstream_error
+from .upstream.transport import LeanResponse
+
+if TYPE_CHECKING:
+    from .app import Gateway
+
+# request headers never forwarded (hop-by-hop, the client's own auth, what the gateway re-creates)
+_DROP_REQUEST = frozenset({
+    "authorization", "host", "connection", "keep-alive", "transfer-encoding", "te", "upgrade", "expect",
+    "proxy-authorization", "proxy-connection", "content-length", "x-amz-content-sha256", "x-amz-date",
+    "x-amz-decoded-content-length", "x-amz-trailer", "x-amz-security-token", "user-agent",
+    "accept-encoding", "accept", "cookie", "trailer", "forwarded", "x-forwarded-for",
+    "x-forwarded-proto", "x-forwarded-host", "x-real-ip", "amz-sdk-invocation-id", "amz-sdk-request",
+    "x-amz-user-agent", "date",
+})
+_SPLICE_FROM = 1024 * 1024      # GET bodies from this size move socket to socket in the kernel
+_SSE_C = "x-amz-server-side-encryption-customer-"
+_SOURCE_SSE_C = "x-amz-copy-source-server-side-encryption-customer-"
+
+
+class _RequestIds:
+    """16 hex digits: a random per-process prefix and a counter (no syscall per request; a forked
+    worker draws a prefix of its own)."""
+
+    def __init__(self) -> None:
+        self.reset()
+        os.register_at_fork(after_in_child=self.reset)
+
+    def reset(self) -> None:
+        self._prefix = os.urandom(3).hex().upper()
+        self._count = itertools.count(int.from_bytes(os.urandom(2), "big") << 16)
+
+    def __call__(self) -> str:
+        return f"{self._prefix}{next(self._count) & 0xFFFFFFFFFF:010X}"
+
+
+new_request_id = _RequestIds()
+
+
+class Exchange:
+    """One client request as it travels through the gateway."""
+
+    __slots__ = ("gw", "request", "request_id", "method", "raw_path", "raw_query", "headers", "bucket",
+                 "key", "query", "op", "auth", "client_key", "ingest", "body", "upstream_status",
+                 "bytes_in", "bytes_out", "started", "upstream_headers", "features", "response_headers",
+                 "query_override")
+
+    def __init__(self, gw: "Gateway", request: Request) -> None:
+        self.gw = gw
+        self.request = request
+        self.request_id = new_request_id()
+        self.method = request.method
+        path, _, self.raw_query = request.raw_path.partition("?")
+        self.raw_path = path
+        self.headers = request.header_dict   # lowercase names, repeated headers joined by ","
+        self.bucket: str | None = None
+        self.key: str | None = None
+        self.query: dict[str, str] = {}
+        self.op = "Unknown"
+        self.auth: AuthResult | None = None
+        self.client_key = None
+        self.ingest: Ingest | None = None
+        self.body: bytes | Ingest | None = None
+        self.upstream_status: int | None = None
+        self.bytes_in = 0
+        self.bytes_out = 0
+        self.started = time.perf_counter()
+        self.upstream_headers: dict[str, str] = {}
+        self.features: list[str] = []
+        self.response_headers: dict[str, str] = {}
+        self.query_override: str | None = None
+
+    # -- what the upstream is asked ------------------------------------------------------------
+    @property
+    def upstream_path(self) -> str:
+        if self.bucket is None:
+            return "/"
+        if self.key is None:
+            return "/" + uri_encode(self.bucket, True)
+        return f"/{uri_encode(self.bucket, True)}/{uri_encode(self.key, True)}"
+
+    @staticmethod
+    def bucket_path(bucket: str, key: str | None = None) -> str:
+        path = "/" + uri_encode(bucket, True)
+        return path if key is None else f"{path}/{uri_encode(key, True)}"
+
+    def copy_source(self) -> tuple[str, str, str | None]:
+        """x-amz-copy-source → (bucket, key, versionId); URL-decoded once, as S3 does."""
+        raw = self.headers.get("x-amz-copy-source", "")
+        path, _, q = raw.partition("?")
+        path = unquote(path)
+        if path.startswith("/"):
+            path = path[1:]
+        bucket, slash, key = path.partition("/")
+        if not bucket or not slash or not key:
+            raise S3Error("InvalidArgument", "Copy Source must mention the source bucket and key: "
+                          "sourcebucket/sourcekey", ArgumentName="x-amz-copy-source")
+        version = addressing.parse_query(q).get("versionId") if q else None
+        return bucket, key, version
+
+    def sse_c(self, source: bool = False) -> dict[str, str]:
+        """The SSE-C headers that let the gateway read the object upstream: the request's own, or
+        (``source``) the copy source's ``x-amz-copy-source-server-side-encryption-customer-*``."""
+        if not source:
+            return {k: v for k, v in self.upstream_headers.items() if k.startswith(_SSE_C)}
+        return {_SSE_C + k[len(_SOURCE_SSE_C):]: v for k, v in self.headers.items()
+                if k.startswith(_SOURCE_SSE_C)}
+
+    async def head(self, bucket: str, key: str | None = None, headers: dict[str, str] | None = None):
+        """HEAD a bucket or object upstream → (status, headers)."""
+        resp = await self.call_upstream("HEAD", self.bucket_path(bucket, key), "", dict(headers or {}), None)
+        resp.release()
+        return resp.status, resp.headers
+
+    def upstream_query(self) -> str:
+        if self.query_override is not None:
+            return self.query_override
+        raw = strip_presign_params(self.raw_query) if self.auth and self.auth.presigned else self.raw_query
+        return canonical_query(first_of_each(raw)) if raw else ""
+
+    def forwarded_headers(self) -> dict[str, str]:
+        out = {}
+        for k, v in self.headers.items():
+            if k in _DROP_REQUEST or k.startswith("cf-"):
+                continue
+            if k == "content-encoding":
+                v = ",".join(p for p in (s.strip() for s in v.split(",")) if p and p != "aws-chunked")
+                if not v:
+                    continue
+            out[k] = v
+        if "x-amz-copy-source" in out:
+            # re-encoded canonically: the upstream sees one unambiguous spelling of the source
+            bucket, key, version = self.copy_source()
+            out["x-amz-copy-source"] = self.bucket_path(bucket, key) + (
+                f"?versionId={uri_encode(version, False)}" if version else "")
+        return out
+
+    async def call_upstream(self, method: str | None = None, path: str | None = None,
+                            query: str | None = None, headers: dict[str, str] | None = None,
+                            body="default") -> aiohttp.ClientResponse:
+        """Send (a variant of) this request upstream; returns the streaming response."""
+        gw = self.gw
+        if body == "default":
+            body = self.body
+        # a streaming body (Ingest, PostObject's file part) carries its length and, once it has
+        # refused its own bytes, the error that answers the client
+        streaming = body is not None and not isinstance(body, (bytes, bytearray))
+        req = UpstreamRequest(method or self.method, path or self.upstream_path,
+                              self.upstream_query() if query is None else query,
+                              self.upstream_headers if headers is None else headers, body,
+                              body.length if streaming else None)
+        t0 = time.perf_counter()
+        try:
+            resp = await gw.upstream.send(req)
+        except S3Error as e:
+            if streaming and body.error is not None:
+                raise body.error from None
+            gw.metrics.upstream_errors.labels(e.code).inc()
+            raise
+        gw.metrics.observe_upstream(self.op, time.perf_counter() - t0)
+        if streaming and body.error is not None:
+            resp.close()
+            raise body.error
+        return resp
+
+    async def relay(self, resp: aiohttp.ClientResponse) -> StreamResponse:
+        """Stream an upstream response to the client (errors re-rendered as our S3 XML)."""
+        self.upstream_status = resp.status
+        try:
+            if resp.status >= 400:
+                raise await upstream_error(self, resp)
+            fixed = await dialects.fix_response(self, resp)
+            response_rules = self.gw.response_rules  # the profile's answer headers (rules/response.py)
+            if fixed is not None:
+                if response_rules is not None:
+                    response_rules.apply(self.op, fixed.headers)
+                return fixed
+            out = StreamResponse(status=resp.status, reason=resp.reason)
+            copy_headers(resp, out)
+            if response_rules is not None:
+                response_rules.apply(self.op, out.headers)
+            out.headers["x-amz-request-id"] = self.request_id
+            if self.response_headers:
+                out.headers.update(self.response_headers)
+            length = resp.headers.get("Content-Length")
+            if length is not None:
+                out.content_length = int(length)
+            await out.prepare(self.request)
+            if self.method == "HEAD" or resp.status in (204, 304):
+                await out.write_eof()
+                return out
+            try:
+                if self._can_splice(resp, out):
+                    return await self._relay_spliced(resp, out)
+                async for data in resp.content.iter_any():
+                    self.bytes_out += len(data)
+                    await out.write(data)
+            except (aiohttp.ClientError, OSError) as e:
+                # The upstream broke mid-body: break the client's connection too, so a short body
+                # can never pass for a complete one.
+                self.gw.metrics.upstream_errors.labels("broken_stream").inc()
+                log.warning("upstream_stream_broken", request_id=self.request_id, error=type(e).__name__)
+                if self.request.transport is not None:
+                    self.request.transport.abort()
+                raise ConnectionResetError("upstream stream broken") from None
+            await out.write_eof()
+            return out
+        finally:
+            resp.release()
+
+    def _can_splice(self, resp, out: StreamResponse) -> bool:
+        """A big GET body on plain TCP both ends, still arriving: the kernel can move it."""
+        return (self.method == "GET" and out.content_length is not None
+                and out.content_length >= _SPLICE_FROM and isinstance(resp, LeanResponse)
+                and self.gw.settings.splice and resp.can_splice()
+                and splice.usable(self.request.transport, resp.transport))
+
+    async def _relay_spliced(self, resp: LeanResponse, out: StreamResponse) -> StreamResponse:
+        async def before(pieces: list[bytes]) -> None:
+            for piece in pieces:
+                self.bytes_out += len(piece)
+                await out.write(piece)
+            await out.send_head()   # and nothing left in the client transport's buffer
+
+        self.bytes_out += await resp.splice_to(self.request.transport.get_extra_info("socket"), before)
+        await out.write_eof()
+        return out
+
+
+def first_of_each(raw_query: str) -> str:
+    """The raw query with each parameter's first occurrence only — the one the gateway itself reads
+    (``addressing.parse_query``). Repeated names would reach the upstream otherwise, and Ceph RGW
+    keeps one of them when it checks the gateway's signature: ``?cors&cors`` failed as 502."""
+    if "&" not in raw_query:
+        return raw_query
+    seen: set[str] = set()
+    parts = []
+    for part in raw_query.split("&"):
+        name = unquote(part.partition("=")[0])
+        if part and name not in seen:
+            seen.add(name)
+            parts.append(part)
+    return "&".join(parts)
+
+
+def error_response(method: str, err: S3Error, request_id: str, resource: str | None = None) -> Response:
+    """``err`` as S3 answers it: XML with the request id (no body for HEAD)."""
+    headers = CIMultiDict({"x-amz-request-id": request_id})
+    for k, v in err.headers.items():
+        if not k.startswith("_"):
+            headers[k] = v
+    if method == "HEAD" or err.headers.get("_no_body"):
+        return Response(status=err.status, headers=headers)
+    headers["Content-Type"] = "application/xml"
+    return Response(status=err.status, body=err.to_xml(request_id, resource), headers=headers)

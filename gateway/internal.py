@@ -1,0 +1,80 @@
+"""The gateway's own endpoints on the S3 listener: ``/healthz`` (the process is up), ``/readyz``
+(ready for traffic: not draining, the upstream answers) and ``/metrics`` (Prometheus text, unless
+metrics have a listener of their own).
+
+They answer only *unsigned* GET/HEAD requests with no query. Every S3 request is signed (the
+gateway allows no anonymous access), so a bucket named ``healthz`` stays reachable: ``GET /healthz``
+signed is ListObjects on it.
+"""
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import TYPE_CHECKING, Awaitable, Callable
+
+from aiohttp import web
+
+from .server import Request, Response, json_response
+from .upstream.client import UpstreamRequest
+
+if TYPE_CHECKING:
+    from .app import Gateway
+
+Handler = Callable[[Request], Awaitable[Response]]
+PATHS = ("/healthz", "/readyz", "/metrics")
+_READY_CACHE_SECONDS = 2.0
+# any answer below 500 proves the upstream is up; a HEAD of a bucket that is not there is cheap
+# everywhere (RGW mis-answers HEAD /, and GET / lists every bucket)
+_PROBE_PATH = "/r2gw-readiness-probe"
+
+
+class InternalEndpoints:
+    def __init__(self, gateway: "Gateway") -> None:
+        self.gw = gateway
+        self._ready_at = 0.0
+        self._ready = False
+        self._routes: dict[str, Handler] = {"/healthz": self.healthz, "/readyz": self.readyz}
+        if gateway.settings.metrics.enabled and not gateway.settings.metrics.listen:
+            self._routes["/metrics"] = self.metrics
+
+    def route(self, request: Request) -> Handler | None:
+        """The handler for an unsigned GET/HEAD of an internal path, else None (S3 takes it)."""
+        if request.method not in ("GET", "HEAD") or "authorization" in request.header_dict:
+            return None
+        return self._routes.get(request.raw_path)
+
+    def add(self, path: str, handler: Handler) -> None:
+        """Serve one more internal path (an unsigned GET/HEAD with no query)."""
+        self._routes[path] = handler
+
+    async def healthz(self, request: Request) -> Response:
+        return json_response({"status": "ok"})
+
+    async def readyz(self, request: Request) -> Response:
+        gw = self.gw
+        if gw.draining:
+            return json_response({"status": "draining"}, status=503)
+        now = time.monotonic()
+        if now - self._ready_at > _READY_CACHE_SECONDS:
+            self._ready = await self._probe_upstream()
+            self._ready_at = now
+        if self._ready:
+            return json_response({"status": "ready", "profile": gw.profile.name})
+        return json_response({"status": "upstream unreachable"}, status=503)
+
+    async def _probe_upstream(self) -> bool:
+        try:
+            resp = await asyncio.wait_for(self.gw.upstream.send(UpstreamRequest("HEAD", _PROBE_PATH)), 5)
+            resp.release()
+            return resp.status < 500
+        except Exception:
+            return False
+
+    async def metrics(self, request: Request) -> Response:
+        body, ctype = self.gw.metrics_body()
+        return Response(body=body, headers={"Content-Type": ctype})
+
+    async def metrics_aiohttp(self, request: web.BaseRequest) -> web.Response:
+        """/metrics on a listener of its own (an aiohttp app: not on the request path)."""
+        body, ctype = self.gw.metrics_body()
+        return web.Response(body=body, headers={"Content-Type": ctype})

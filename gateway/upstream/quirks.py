@@ -1,0 +1,25 @@
+"""What each upstream S3 implementation does differently, as named sets of dialects (in the manner of
+s3proxy's ``Quirks.java``). Code asks ``upstream.has(quirks.NAME)``; teaching the gateway a new
+store's behaviour is a line here, not an ``if dialect == ...`` elsewhere.
+
+Dialects (``upstream.dialect`` in the config, or guessed from the first answer's headers):
+``aws`` (AWS S3), ``minio``, ``ceph`` (Ceph RGW), ``moto`` (the embedded upstream), ``s3`` (other).
+"""
+from __future__ import annotations
+
+DIALECTS = ("aws", "minio", "ceph", "moto", "s3")
+
+#: ``x-amz-copy-source`` URL-decoded a second time on UploadPartCopy and on a PUT carrying
+#: ``x-amz-copy-source-range`` (RGW 16.2): the gateway escapes its '%' once more.
+DOUBLE_DECODES_COPY_SOURCE = frozenset({"ceph"})
+
+#: ``GET/HEAD ?partNumber=N`` answered with the whole object: the gateway records part sizes at
+#: CompleteMultipartUpload and serves the part as a Range.
+IGNORES_PART_NUMBER = frozenset({"ceph"})
+
+#: ``If-Match`` / ``If-None-Match`` honoured on PutObject and CompleteMultipartUpload: the
+#: conditions go upstream as they are (elsewhere the gateway checks them with a HEAD first).
+CONDITIONAL_WRITES = frozenset({"aws", "minio"})
+
+#: ``If-Match`` compared with the stored ETag without its quotes.
+UNQUOTED_IF_MATCH = frozenset({"ceph"})
