@@ -62,15 +62,11 @@ class Gateway:
         up = self.settings.upstream
         if up.endpoint is None:
             self.embedded = await asyncio.to_thread(EmbeddedUpstream.start)
-            endpoint, ak, sk, region = self.embedded.endpoint, "embedded", "embedded", up.region
-            log.warning("embedded_upstream", endpoint=endpoint,
+            log.warning("embedded_upstream", endpoint=self.embedded.endpoint,
                         message="NO UPSTREAM CONFIGURED: using an in-memory S3 (moto). NOTHING IS PERSISTED.")
+            self.upstream = Upstream.from_settings(up, self.embedded.endpoint, "embedded", "embedded")
         else:
-            endpoint, ak, sk, region = up.endpoint, up.access_key_id, up.secret_access_key.get_secret_value(), up.region
-        self.upstream = Upstream(endpoint, ak, sk, region, max_connections=up.max_connections,
-                                 connect_timeout=up.timeouts.connect, read_timeout=up.timeouts.read,
-                                 verify_tls=up.verify_tls, dialect=up.dialect,
-                                 transport=up.transport)
+            self.upstream = Upstream.from_settings(up)
         await self.upstream.start()
 
     async def stop(self) -> None:

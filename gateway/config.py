@@ -53,7 +53,7 @@ class TLS(_Model):
 
 
 class Timeouts(_Model):
-    """Upstream timeouts in seconds (httpx-style value object)."""
+    """Upstream timeouts in seconds."""
     connect: float = Field(5.0, gt=0)
     read: float = Field(300.0, gt=0)
 
@@ -81,6 +81,20 @@ class Upstream(_Model):
         if v is not None and not re.match(r"^https?://[^/]+/?$", v):
             raise ValueError("must be http(s)://host[:port] with no path")
         return v.rstrip("/") if v else v
+
+
+class MigrateFrom(_Model):
+    """Where a bucket's objects are copied from on first read (and by ``r2-gateway migrate``)."""
+    upstream: str = Field(min_length=1)     # a store name: ``default`` or a key of ``upstreams``
+    bucket: str | None = None               # default: the destination bucket's own name
+
+
+class BucketRoute(_Model):
+    """One routing rule: buckets matching ``match`` (a name, or a glob: ``*``, ``?``, ``[...]``) live
+    on store ``upstream``; rules are tried in order, the first match wins, no match is ``default``."""
+    match: str = Field(min_length=1)
+    upstream: str = "default"
+    migrate_from: MigrateFrom | None = None
 
 
 class ClientKey(_Model):
@@ -115,6 +129,10 @@ class Settings(_Model):
     listen: str = "127.0.0.1:8080"
     tls: TLS = TLS()
     upstream: Upstream = Upstream()
+    # more stores by name (same keys as ``upstream``); ``default`` names ``upstream`` itself
+    upstreams: dict[str, Upstream] = {}
+    # which store holds which bucket (gateway/routing.py)
+    buckets: list[BucketRoute] = []
     # R2GW_ACCESS_KEY_ID / R2GW_SECRET_ACCESS_KEY: one client key with full rights
     access_key_id: str | None = None
     secret_access_key: SecretStr | None = None
@@ -150,6 +168,29 @@ class Settings(_Model):
         if self.upstream.endpoint and not (self.upstream.access_key_id and self.upstream.secret_access_key):
             raise ValueError("upstream.endpoint needs upstream.access_key_id and upstream.secret_access_key")
         return self
+
+    @model_validator(mode="after")
+    def _stores(self) -> "Settings":
+        for name, up in self.upstreams.items():
+            if name == "default" or not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,62}", name):
+                raise ValueError(f"upstreams.{name}: a store name is [a-z0-9_-] (and not 'default')")
+            if up.endpoint is None:
+                raise ValueError(f"upstreams.{name}.endpoint is required (only the default store may be embedded)")
+        known = {"default", *self.upstreams}
+        for i, rule in enumerate(self.buckets):
+            if rule.upstream not in known:
+                raise ValueError(f"buckets.{i}.upstream: no store named {rule.upstream!r}")
+            source = rule.migrate_from
+            if source is not None:
+                if source.upstream not in known:
+                    raise ValueError(f"buckets.{i}.migrate_from.upstream: no store named {source.upstream!r}")
+                if source.upstream == rule.upstream and (source.bucket is None or source.bucket == rule.match):
+                    raise ValueError(f"buckets.{i}.migrate_from: the source is the destination itself")
+        return self
+
+    def store(self, name: str) -> Upstream:
+        """A store's settings by name (``default`` is ``upstream``)."""
+        return self.upstream if name == "default" else self.upstreams[name]
 
     def client_keys(self) -> list[ClientKey]:
         keys = list(self.keys)

@@ -14,6 +14,7 @@ from typing import AsyncIterator
 import aiohttp
 from yarl import URL
 
+from .. import config
 from ..errors import S3Error
 from .signer import EMPTY_SHA256, UNSIGNED, UpstreamSigner
 from .transport import ConnectError, LeanPool
@@ -50,6 +51,16 @@ class Upstream:
         self._connect_timeout, self._read_timeout = connect_timeout, read_timeout
         self._lean: LeanPool | None = None
         self.dialect = dialect if dialect != "auto" else None
+
+    @classmethod
+    def from_settings(cls, up: "config.Upstream", endpoint: str | None = None,
+                      access_key_id: str | None = None, secret_access_key: str | None = None) -> "Upstream":
+        """A client for one configured store (``endpoint`` and keys override the settings')."""
+        return cls(endpoint or up.endpoint, access_key_id or up.access_key_id or "",
+                   secret_access_key or (up.secret_access_key.get_secret_value() if up.secret_access_key else ""),
+                   up.region, max_connections=up.max_connections, connect_timeout=up.timeouts.connect,
+                   read_timeout=up.timeouts.read, verify_tls=up.verify_tls, dialect=up.dialect,
+                   transport=up.transport)
 
     async def start(self) -> None:
         if self.transport == "lean":

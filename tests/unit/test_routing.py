@@ -1,0 +1,42 @@
+"""Bucket routing rules (gateway/routing.py) and their validation in the settings."""
+import pytest
+
+from gateway import config
+from gateway.routing import Route, Routes
+
+UP = {"endpoint": "http://127.0.0.1:1", "access_key_id": "a", "secret_access_key": "s"}
+
+
+def settings(**tree):
+    return config.Settings.model_validate({"upstream": UP, **tree})
+
+
+def test_first_match_wins_and_no_match_is_default():
+    s = settings(upstreams={"archive": UP, "cold": UP},
+                 buckets=[{"match": "legacy-*", "upstream": "archive"},
+                          {"match": "legacy-cold", "upstream": "cold"},
+                          {"match": "media", "migrate_from": {"upstream": "archive", "bucket": "media-2019"}},
+                          {"match": "photos-?", "migrate_from": {"upstream": "archive"}}])
+    routes = Routes(s.buckets)
+    assert routes.for_bucket("legacy-cold") == Route("archive")
+    assert routes.for_bucket("media") == Route("default", "archive", "media-2019")
+    assert routes.for_bucket("photos-1") == Route("default", "archive", "photos-1")
+    assert routes.for_bucket("photos-12") == Route("default")
+    assert routes.for_bucket("other") == Route("default")
+    assert not routes.for_bucket("other").migrates and routes.for_bucket("media").migrates
+    assert routes.stores() == {"default", "archive", "cold"}
+    assert s.store("default") is s.upstream and s.store("cold") is s.upstreams["cold"]
+
+
+@pytest.mark.parametrize("tree, message", [
+    ({"buckets": [{"match": "a", "upstream": "nope"}]}, "no store named 'nope'"),
+    ({"upstreams": {"default": UP}}, "not 'default'"),
+    ({"upstreams": {"Bad Name": UP}}, "a store name"),
+    ({"upstreams": {"x": {"region": "eu"}}}, "upstreams.x.endpoint is required"),
+    ({"buckets": [{"match": "a", "migrate_from": {"upstream": "default"}}]}, "the destination itself"),
+    ({"buckets": [{"match": "a", "migrate_from": {"upstream": "ghost"}}]}, "no store named 'ghost'"),
+])
+def test_bad_routing_is_refused_naming_the_key(tree, message):
+    with pytest.raises(Exception) as e:
+        settings(**tree)
+    assert message in str(e.value)
