@@ -67,7 +67,7 @@ class Upstream(_Model):
     dialect: Literal["auto", "aws", "minio", "ceph", "moto"] = "auto"
     max_connections: int = Field(256, ge=1)
     # the HTTP client to the upstream: the gateway's own lean HTTP/1.1 client (default) or aiohttp's
-    # (gateway/upstream/transport.py: same behaviour, less CPU per request)
+    # (gateway/upstream/pool.py: same behaviour, less CPU per request)
     transport: Literal["lean", "aiohttp"] = "lean"
     verify_tls: bool = True
     # a bucket of the gateway's own on the upstream (hidden from clients): part sizes of completed

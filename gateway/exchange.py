@@ -22,7 +22,7 @@ from .server import Request, Response, StreamResponse
 from .upstream import dialects, splice
 from .upstream.client import UpstreamRequest
 from .upstream.responses import copy_headers, upstream_error
-from .upstream.transport import LeanResponse
+from .upstream.stream import LeanResponse
 
 if TYPE_CHECKING:
     from .app import Gateway

@@ -17,7 +17,7 @@ from yarl import URL
 from .. import config
 from ..errors import S3Error
 from .signer import EMPTY_SHA256, UNSIGNED, UpstreamSigner
-from .transport import ConnectError, LeanPool
+from .pool import ConnectError, LeanPool
 
 
 @dataclass(slots=True)
@@ -46,7 +46,7 @@ class Upstream:
                                               sock_connect=connect_timeout, sock_read=read_timeout)
         self._verify_tls = verify_tls
         self._session: aiohttp.ClientSession | None = None
-        # "lean": gateway/upstream/transport.py instead of aiohttp's client (same errors, less CPU)
+        # "lean": gateway/upstream/pool.py instead of aiohttp's client (same errors, less CPU)
         self.transport = transport
         self._connect_timeout, self._read_timeout = connect_timeout, read_timeout
         self._lean: LeanPool | None = None

@@ -25,7 +25,7 @@ from .run import BUCKET, RGW_CONF
 async def _serve(upstream: str, access_key: str, secret_key: str, port: int) -> None:
     from gateway.server import Response, Server, StreamResponse
     from gateway.upstream.signer import EMPTY_SHA256, UpstreamSigner
-    from gateway.upstream.transport import LeanPool
+    from gateway.upstream.pool import LeanPool
 
     pool = LeanPool(upstream, max_connections=64, connect_timeout=5, read_timeout=30, verify_tls=False,
                     keepalive_timeout=30)

@@ -462,6 +462,9 @@ class _FakeUpstream:
     def __init__(self, dialect, learns="ceph"):
         self.dialect, self.learns, self.probes = dialect, learns, 0
 
+    def has(self, quirk):
+        return self.dialect in quirk
+
     async def send(self, req):
         self.probes += 1
         self.dialect = self.learns

@@ -1,4 +1,4 @@
-"""The lean upstream transport (gateway/upstream/transport.py) against a scripted loopback server."""
+"""The lean upstream transport (gateway/upstream/pool.py, connection.py, stream.py) against a scripted loopback server."""
 from __future__ import annotations
 
 import asyncio
@@ -8,7 +8,7 @@ import pytest
 
 from gateway.errors import S3Error
 from gateway.upstream.client import Upstream, UpstreamRequest
-from gateway.upstream.transport import ConnectError, LeanPool
+from gateway.upstream.pool import ConnectError, LeanPool
 
 
 def run(coro, timeout: float = 20.0):
@@ -214,7 +214,7 @@ def test_slow_reader_backpressure():
             got += len(data)
             if got < 2 * 1024 * 1024:
                 await asyncio.sleep(0.05)
-                paused_seen = paused_seen or resp._conn._read_paused
+                paused_seen = paused_seen or resp.reading_paused
                 # the server is held back: it cannot be far ahead of what was read
                 assert sum(sent) - got < 6 * 1024 * 1024
         assert got == total and paused_seen
@@ -417,3 +417,64 @@ def test_upstream_closing_idle_connection_is_dropped():
             assert pool.size == 0
         assert srv.accepted == 2
     run(with_pool(handler, test))
+
+
+# strict framing (llhttp): each of these answers is refused as malformed, never half-believed
+@pytest.mark.parametrize("head, body", [
+    ("HTTP/1.1 200 OK\r\nContent-Length: 1_0\r\n", b"x" * 10),                       # int() would take it
+    ("HTTP/1.1 200 OK\r\nContent-Length: \u00b2\r\n", b"xx"),                         # isdigit() would
+    ("HTTP/1.1 200 OK\r\nContent-Length: \u0661\r\n", b"x"),                          # Arabic-Indic 1
+    ("HTTP/1.1 200 OK\r\nContent-Length: +5\r\n", b"hello"),
+    ("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n", b"hello!"),
+    ("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n", b"5\r\nhello\r\n0\r\n\r\n"),
+    ("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n", b"1_0\r\n" + b"x" * 16 + b"\r\n0\r\n\r\n"),
+    ("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n", b"+5\r\nhello\r\n0\r\n\r\n"),
+    ("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n", b"5\r\nhelloXX0\r\n\r\n"),    # no CRLF after data
+    ("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n", b"hello"),
+    ("HTTP/1.1 200 OK\r\nBad Name: x\r\nContent-Length: 0\r\n", b""),
+    ("HTTP/1.x 200 OK\r\nContent-Length: 0\r\n", b""),
+])
+def test_malformed_framing_is_refused(head, body):
+    async def handler(reader, writer, req):
+        writer.write(head.encode("utf-8") + b"\r\n" + body)
+        await writer.drain()
+
+    async def test(srv, pool):
+        with pytest.raises(aiohttp.ClientPayloadError):
+            resp = await pool.request("GET", "/b/k", {"host": "h"})
+            try:
+                await resp.read()
+            finally:
+                resp.release()
+        assert pool.size == 0          # a connection that framed an answer wrongly is never reused
+
+    asyncio.run(with_pool(handler, test))
+
+
+def test_interim_100_then_the_answer_and_reason_phrase():
+    async def handler(reader, writer, req):
+        writer.write(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created Here\r\nContent-Length: 2\r\n\r\nok")
+        await writer.drain()
+
+    async def test(srv, pool):
+        resp = await pool.request("PUT", "/b/k", {"host": "h", "content-length": "0"})
+        assert (resp.status, resp.reason, await resp.read()) == (201, "Created Here", b"ok")
+        resp.release()
+        assert pool.size == 1
+
+    asyncio.run(with_pool(handler, test))
+
+
+def test_bytes_after_a_complete_answer_end_the_connection():
+    async def handler(reader, writer, req):
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokHTTP/1.1 200 OK\r\n\r\n")
+        await writer.drain()
+
+    async def test(srv, pool):
+        resp = await pool.request("GET", "/b/k", {"host": "h"})
+        assert await resp.read() == b"ok"
+        resp.release()
+        await asyncio.sleep(0.01)
+        assert pool.size == 0          # never reused: what followed would be read as the next answer
+
+    asyncio.run(with_pool(handler, test))
