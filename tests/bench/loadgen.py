@@ -342,7 +342,8 @@ RequestFactory = Callable[[int, int], tuple[bytes, "bytes | RepeatBody | None"]]
 
 async def run_load(addr: tuple[str, int], make: RequestFactory, *, concurrency: int, duration: float | None = None,
                    warmup: float = 0.0, count: int | None = None, expect: tuple[int, ...] = (200,),
-                   on_window: Callable[[str], None] | None = None, rate: float | None = None) -> RunResult:
+                   on_window: Callable[[str], None] | None = None, rate: float | None = None,
+                   no_body: bool = False) -> RunResult:
     """``concurrency`` workers, one connection each, send ``make(worker, n)`` requests back to back.
 
     Timed mode (``duration``): requests completing during [warmup, warmup + duration] are counted;
@@ -352,6 +353,7 @@ async def run_load(addr: tuple[str, int], make: RequestFactory, *, concurrency: 
     Paced mode (``rate``, requests/s in all): open loop, the workers take turns on a fixed schedule
     and a request's latency counts from its scheduled time (a late start is the server's delay
     too). Below the server's capacity this measures what a request costs without queueing.
+    ``no_body``: the answers carry no body whatever their Content-Length says (HEAD).
     """
     res = RunResult()
     loop = asyncio.get_running_loop()
@@ -391,7 +393,7 @@ async def run_load(addr: tuple[str, int], make: RequestFactory, *, concurrency: 
             try:
                 if conn.closed:
                     conn = conns[w] = await Connection.open(addr)
-                status = await conn.request(head, body, keep_body=True)
+                status = await conn.request(head, body, keep_body=True, no_body=no_body)
                 ok = status in expect
             except (ConnectionError, HTTPError, OSError) as e:
                 status, ok = -1, False
