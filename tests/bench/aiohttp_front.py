@@ -142,8 +142,15 @@ async def serve(settings) -> int:
     _check_patched()
     gw = Gateway(settings)
     await gw.start()
-    own = build_server(gw)          # only for its handler (entry) and its limits
-    handler = own.handler
+    handler = getattr(build_server(gw), "handler", None)   # the own server's handler: entry(gw, request)
+    if handler is None:
+        try:
+            from gateway.proxy import entry
+        except ImportError:
+            from gateway.app import entry   # type: ignore[no-redef]
+
+        async def handler(request):
+            return await entry(gw, request)
     limits = gw.settings.limits
 
     async def aio_handler(r: web.BaseRequest):

@@ -130,3 +130,18 @@ def test_pin_moves_every_thread_and_later_threads_inherit():
     finally:
         child.kill()
         child.wait()
+
+
+def test_server_ab_runs_both_fronts():
+    """The own server and aiohttp's behind the same gateway answer GET, PUT and HEAD without an
+    error (an answer the load generator does not take is an error, and a failed run exits non-zero)."""
+    missing = ceph_binaries_missing()
+    if missing:
+        pytest.fail("Ceph RGW missing: " + ", ".join(missing) + " (tests/upstreams/install-system-deps.sh)")
+    out = subprocess.run([sys.executable, "-m", "tests.bench.server_ab", "--rounds", "1", "--seconds", "0.3"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    assert "C parser in use: True" in out.stdout
+    for op in ("GET", "PUT", "HEAD"):
+        assert f"{op:<4} own/aiohttp CPU per request" in out.stdout, out.stdout
