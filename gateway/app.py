@@ -98,7 +98,9 @@ def build_server(gateway: Gateway) -> Server:
         return error_response("GET", err, new_request_id())
 
     return Server(handler, reject, max_field_bytes=limits.max_header_bytes,
-                  keepalive_timeout=limits.keepalive_timeout, head_timeout=limits.client_read_timeout)
+                  max_head_bytes=limits.max_header_section_bytes, max_header_fields=limits.max_header_fields,
+                  keepalive_timeout=limits.keepalive_timeout, head_timeout=limits.client_read_timeout,
+                  send_timeout=limits.client_send_timeout, max_connections=limits.max_connections)
 
 
 def _split(hostport: str) -> tuple[str, int]:

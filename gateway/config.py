@@ -112,9 +112,17 @@ class ClientKey(_Model):
 
 
 class Limits(_Model):
+    """The client side's limits (docs/security.md): one header field (and the request line), the
+    whole header section and its number of fields; how long a head may take from connecting (or
+    from the previous answer), how long a silent keep-alive connection stays, how long a client may
+    pause sending a body or reading an answer; how many connections are served at once."""
     max_header_bytes: int = Field(16 * 1024, ge=1024)
+    max_header_section_bytes: int = Field(32 * 1024, ge=1024)
+    max_header_fields: int = Field(100, ge=10)
     keepalive_timeout: float = Field(75.0, gt=0)
     client_read_timeout: float = Field(60.0, gt=0)
+    client_send_timeout: float = Field(60.0, gt=0)
+    max_connections: int = Field(4096, ge=1)
     max_xml_body_bytes: int = Field(2 * 1024 * 1024, ge=1024)
     clock_skew_seconds: int = Field(900, ge=0)
 

@@ -37,6 +37,7 @@ ERRORS: dict[str, tuple[int, str]] = {
     "InvalidPartOrder": (400, "The list of parts was not in ascending order."),
     "BadRequest": (400, "An error occurred when parsing the HTTP request."),
     "RequestHeaderSectionTooLarge": (400, "Your request header section exceeds the maximum allowed size."),
+    "ExpectationFailed": (417, "The Expect header holds an expectation the server cannot meet: only 100-continue is supported."),
     # 401 / 403
     "Unauthorized": (401, "Unauthorized"),
     "AccessDenied": (403, "Access Denied"),

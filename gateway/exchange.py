@@ -245,7 +245,8 @@ class Exchange:
                 await out.write(piece)
             await out.send_head()   # and nothing left in the client transport's buffer
 
-        self.bytes_out += await resp.splice_to(self.request.transport.get_extra_info("socket"), before)
+        self.bytes_out += await resp.splice_to(self.request.transport.get_extra_info("socket"), before,
+                                               self.gw.settings.limits.client_send_timeout)
         await out.write_eof()
         return out
 

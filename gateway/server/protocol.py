@@ -4,9 +4,20 @@ owns them all (limits, idle sweeping, graceful shutdown).
 Per connection: httptools parses whatever arrives; each complete head becomes a ``Request`` queued
 for the connection's one task, which hands requests to the handler one at a time and writes their
 answers in order (pipelining works; no task per request). A body streams into the request's
-``StreamReader``; when the reader is full, the socket stops being read. When a handler answers
-without reading the whole body (an upload refused early), the rest is read and dropped for up to
-``lingering_time`` so the answer is not destroyed by a reset, and the connection is kept.
+``BodyStream`` (gateway/server/body.py); when it is full, the socket stops being read. When a
+handler answers without reading the whole body (an upload refused early), the rest is read and
+dropped for up to ``lingering_time`` so the answer is not destroyed by a reset, and the connection
+is kept — unless the client waits for ``100 Continue`` it was never sent: then the connection closes.
+
+Limits (defaults in gateway/config.py ``limits``): a header field and the request line up to
+``max_field_bytes``, the whole head up to ``max_head_bytes`` and ``max_header_fields`` fields
+(``RequestHeaderSectionTooLarge``, 431); a head must complete within ``head_timeout`` of the
+connection's opening or of its previous answer (slow-loris); an idle connection closes after
+``keepalive_timeout``; a client that stops reading its answer for ``send_timeout`` is cut off;
+past ``max_connections`` a new connection is answered 503 SlowDown and closed. Repeated singleton
+headers (``Host``, ``Content-Length``, ``Authorization``, ``x-amz-date``, ...) are refused (400):
+joined, they could be read one way here and another upstream. ``Expect`` other than
+``100-continue`` is refused with 417.
 """
 from __future__ import annotations
 
@@ -15,11 +26,10 @@ from collections import deque
 from typing import Awaitable, Callable
 
 import httptools
-from aiohttp import StreamReader
-from aiohttp.streams import EMPTY_PAYLOAD
 
 from ..errors import S3Error
 from ..observability import log
+from .body import EMPTY, BodyStream
 from .request import Request
 from .response import Response, StreamResponse
 
@@ -29,20 +39,39 @@ Reject = Callable[[S3Error], Response]
 _BODY_LIMIT = 128 * 1024     # body bytes buffered per request before the socket stops being read
 _MAX_QUEUED = 8              # pipelined requests parsed ahead of the one being answered
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+# headers that may appear once: RFC 9110's singletons (as aiohttp's parser refuses them) and the
+# ones S3 signs or acts on, whose joined form would mean something else upstream
+SINGLETON_HEADERS = frozenset({
+    "content-length", "content-location", "content-range", "content-type", "etag", "host",
+    "max-forwards", "server", "transfer-encoding", "user-agent", "authorization", "expect",
+    "content-md5", "range", "x-amz-date", "x-amz-content-sha256", "x-amz-security-token",
+    "x-amz-copy-source", "x-amz-copy-source-range", "x-amz-decoded-content-length", "x-amz-trailer",
+    "x-amz-sdk-checksum-algorithm", "x-amz-checksum-crc32", "x-amz-checksum-crc32c",
+    "x-amz-checksum-crc64nvme", "x-amz-checksum-sha1", "x-amz-checksum-sha256", "x-amz-acl",
+    "x-amz-storage-class", "x-amz-metadata-directive", "x-amz-server-side-encryption",
+    "x-amz-server-side-encryption-customer-algorithm", "x-amz-server-side-encryption-customer-key",
+    "x-amz-server-side-encryption-customer-key-md5", "if-match", "if-none-match",
+    "if-modified-since", "if-unmodified-since",
+})
 
 
 class Server:
     """The handler, the limits, and every open connection (for sweeping and shutdown)."""
 
     def __init__(self, handler: Handler, reject: Reject, *, max_field_bytes: int = 16 * 1024,
-                 max_head_bytes: int | None = None, keepalive_timeout: float = 75.0,
-                 head_timeout: float = 60.0, lingering_time: float = 10.0) -> None:
+                 max_head_bytes: int = 32 * 1024, max_header_fields: int = 100,
+                 keepalive_timeout: float = 75.0, head_timeout: float = 60.0,
+                 send_timeout: float = 60.0, max_connections: int = 4096,
+                 lingering_time: float = 10.0) -> None:
         self.handler = handler
         self.reject = reject
         self.max_field_bytes = max_field_bytes
-        self.max_head_bytes = max_head_bytes or max(8 * max_field_bytes, 64 * 1024)
+        self.max_head_bytes = max(max_head_bytes, max_field_bytes)
+        self.max_header_fields = max_header_fields
         self.keepalive_timeout = keepalive_timeout
         self.head_timeout = head_timeout
+        self.send_timeout = send_timeout
+        self.max_connections = max_connections
         self.lingering_time = lingering_time
         self.connections: set[Connection] = set()
         self.closing = False
@@ -106,8 +135,11 @@ class Connection(asyncio.Protocol):
         self._reading_paused = False        # by a body's flow control
         self._queue_paused = False          # by too many pipelined requests
         self._in_head = False
-        self._head_bytes = 0
+        self._began = False                 # a message began during the current feed
+        self._head_bytes = 0                # bytes of the head being parsed, counted exactly
+        self._head_chunks = 0               # bytes of reads that were wholly head (bounds memory)
         self._head_started = 0.0
+        self._served = 0
         self._url = b""
         self._raw: list[tuple[str, str]] = []
 
@@ -120,8 +152,16 @@ class Connection(asyncio.Protocol):
         self.transport = transport
         if transport.get_extra_info("sslcontext") is not None:
             self.scheme = "https"
-        self.server.connections.add(self)
-        self.last_active = self.loop.time()
+        server = self.server
+        self.last_active = self._head_started = self.loop.time()
+        if len(server.connections) >= server.max_connections:
+            # over the cap: a clear answer, then the connection closes (nothing is parsed)
+            self._broken = True
+            transport.write(server.reject(S3Error("SlowDown", "Too many connections to the gateway; "
+                                                  "reduce your request rate.")).render(_ErrorRequest(self)))
+            transport.close()
+            return
+        server.connections.add(self)
         self._task = self.loop.create_task(self._run())
 
     def connection_lost(self, exc: BaseException | None) -> None:
@@ -130,10 +170,10 @@ class Connection(asyncio.Protocol):
         self.parser = None    # now, not with the next pass of the cycle collector
         self.server.connections.discard(self)
         req = self.parsing
-        if req is not None and not req.complete and req.content is not EMPTY_PAYLOAD:
+        if req is not None and not req.complete and req.content is not EMPTY:
             req.content.set_exception(ConnectionResetError("Connection lost"))
-        if req is not None and req._done is not None and not req._done.done():
-            req._done.set_result(None)
+        if req is not None and req.done_waiter is not None and not req.done_waiter.done():
+            req.done_waiter.set_result(None)
         self._wake()
         w = self._drain_waiter
         if w is not None and not w.done():
@@ -142,6 +182,8 @@ class Connection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self._broken:
             return
+        was_in_head = self._in_head
+        self._began = False
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
@@ -151,9 +193,12 @@ class Connection(asyncio.Protocol):
         except httptools.HttpParserError as e:
             self._parse_failed(e)
             return
-        if self._in_head and not self._broken:
-            self._head_bytes += len(data)
-            if self._head_bytes > self.server.max_head_bytes:
+        if self._in_head and was_in_head and not self._began and not self._broken:
+            # a read that was head from end to end (llhttp buffers an unfinished field): counted
+            # whole, so a head that never ends cannot grow without bound; a read that also held
+            # the end of a previous body is not, so pipelining is not mistaken for a big head
+            self._head_chunks += len(data)
+            if self._head_chunks > self.server.max_head_bytes + self.server.max_field_bytes:
                 self._refuse(S3Error("RequestHeaderSectionTooLarge"))
 
     def pause_writing(self) -> None:
@@ -195,17 +240,25 @@ class Connection(asyncio.Protocol):
     # -- httptools callbacks ---------------------------------------------------------------------
     def on_message_begin(self) -> None:
         self._in_head = True
-        self._head_started = self.loop.time()
+        self._began = True
+        self._head_bytes = self._head_chunks = 0
+        if self._served or self.busy or self.pending:
+            self._head_started = self.loop.time()   # the first head's clock runs from connecting
         self._url = b""
         self._raw = []
 
     def on_url(self, url: bytes) -> None:
         self._url += url
+        self._head_bytes += len(url)
         if len(self._url) > self.server.max_field_bytes:
             self._refuse(S3Error("RequestHeaderSectionTooLarge", "The request line is too long."))
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        if len(name) + len(value) > self.server.max_field_bytes:
+        server = self.server
+        n = len(name) + len(value)
+        self._head_bytes += n + 4
+        if n > server.max_field_bytes or self._head_bytes > server.max_head_bytes \
+                or len(self._raw) >= server.max_header_fields:
             self._refuse(S3Error("RequestHeaderSectionTooLarge"))
             return
         self._raw.append((name.decode("latin-1"), value.decode("utf-8", "surrogateescape")))
@@ -220,13 +273,28 @@ class Connection(asyncio.Protocol):
         headers: dict[str, str] = {}
         for k, v in raw:
             k = k.lower()
-            headers[k] = f"{headers[k]},{v}" if k in headers else v
+            if k in headers:
+                if k in SINGLETON_HEADERS:
+                    self._refuse(S3Error("InvalidArgument", f"The header {k} may appear only once.",
+                                         ArgumentName=k))
+                    return
+                headers[k] = f"{headers[k]},{v}"
+            else:
+                headers[k] = v
+        expect = headers.get("expect")
+        continue_wanted = False
+        if expect is not None:
+            if expect.strip().lower() != "100-continue":
+                self._refuse(S3Error("ExpectationFailed", ArgumentName="Expect"))
+                return
+            continue_wanted = p.get_http_version() == "1.1"
         length = headers.get("content-length")
         content_length = int(length) if length is not None else None
         if content_length or "transfer-encoding" in headers:
-            content = StreamReader(self, _BODY_LIMIT, loop=self.loop)   # type: ignore[arg-type]
+            content = BodyStream(self, self.loop, high=_BODY_LIMIT,
+                                 on_first_read=self._send_continue if continue_wanted else None)
         else:
-            content = EMPTY_PAYLOAD
+            content = EMPTY
         target = self._url.decode("utf-8", "surrogateescape")
         if target[:1] != "/" and "://" in target:     # absolute-form: http://host/path
             target = "/" + target.split("://", 1)[1].partition("/")[2]
@@ -239,6 +307,9 @@ class Connection(asyncio.Protocol):
         req = self.parsing
         if req is not None and not req.discard:
             req.content.feed_data(body)
+        elif req is not None and req.content.continue_pending:
+            # the body came without waiting for 100 Continue, to be dropped: never say it now
+            req.content.read_nowait()
 
     def on_message_complete(self) -> None:
         req = self.parsing
@@ -246,10 +317,10 @@ class Connection(asyncio.Protocol):
             return
         self.parsing = None
         req.complete = True
-        if req.content is not EMPTY_PAYLOAD:
+        if req.content is not EMPTY:
             req.content.feed_eof()
-        if req._done is not None and not req._done.done():
-            req._done.set_result(None)
+        if req.done_waiter is not None and not req.done_waiter.done():
+            req.done_waiter.set_result(None)
 
     # -- refusing what cannot be parsed ------------------------------------------------------------
     def _parse_failed(self, e: Exception) -> None:
@@ -257,10 +328,10 @@ class Connection(asyncio.Protocol):
         if req is not None and not self._in_head:
             # a broken body (bad chunk framing): the request's reader fails; no second answer
             self._broken = True
-            if req.content is not EMPTY_PAYLOAD:
+            if req.content is not EMPTY:
                 req.content.set_exception(ConnectionResetError("malformed request body"))
-            if req._done is not None and not req._done.done():
-                req._done.set_result(None)
+            if req.done_waiter is not None and not req.done_waiter.done():
+                req.done_waiter.set_result(None)
             self.parsing = None
             self._stop_reading()
             return
@@ -295,10 +366,13 @@ class Connection(asyncio.Protocol):
     def check_timeouts(self, now: float) -> None:
         if self.closed:
             return
-        if self._in_head:
+        if self.busy or self.pending:
+            return
+        if self._in_head or not self._served:
+            # a head that never completes (slow-loris), or a connection that never sends one
             if now - self._head_started > self.server.head_timeout:
-                self.abort()   # a head that never completes (slow-loris)
-        elif not self.busy and not self.pending and now - self.last_active > self.server.keepalive_timeout:
+                self.abort()
+        elif now - self.last_active > self.server.keepalive_timeout:
             self.close()
 
     # -- writing ---------------------------------------------------------------------------------
@@ -314,16 +388,35 @@ class Connection(asyncio.Protocol):
             raise ConnectionResetError("Cannot write to closing transport")
         t.writelines(parts)
 
+    @property
+    def may_keep_alive(self) -> bool:
+        """The server would keep this connection after the answer (not shutting down, no Upgrade)."""
+        return not self.server.closing and not self.upgrade
+
+    def _send_continue(self) -> None:
+        if not self.closed and self.parsing is not None and not self.parsing.complete:
+            self.write(_CONTINUE)
+
     async def drain(self) -> None:
+        """Until the transport's buffer is below its high mark; a client that reads nothing for
+        ``send_timeout`` is cut off (``ConnectionResetError``)."""
         if not self.write_paused or self.closed:
             if self.closed:
                 raise ConnectionResetError("Connection lost")
             return
         w = self._drain_waiter = self.loop.create_future()
+        timer = self.loop.call_later(self.server.send_timeout, self._send_timed_out, w)
         try:
             await w
         finally:
+            timer.cancel()
             self._drain_waiter = None
+
+    def _send_timed_out(self, w: asyncio.Future) -> None:
+        if not w.done():
+            log.info("client_send_timeout", timeout_seconds=self.server.send_timeout)
+            w.set_exception(ConnectionResetError("the client stopped reading"))
+            self.abort()
 
     async def flushed(self) -> None:
         """Until the transport has handed everything written so far to the kernel."""
@@ -375,9 +468,6 @@ class Connection(asyncio.Protocol):
                     return
                 req = item
                 self.busy = True
-                if req.version == (1, 1) and not req.complete and \
-                        req.header_dict.get("expect", "").lower() == "100-continue":
-                    self.write(_CONTINUE)   # SDKs (boto3) wait for this before sending a body
                 resp = await handler(req)
                 if not resp.prepared:
                     self.write(resp.render(req))    # type: ignore[attr-defined]
@@ -386,8 +476,10 @@ class Connection(asyncio.Protocol):
                     return
                 keep = resp.keep_alive
                 self.busy = False
+                self._served += 1
                 if keep and not req.complete:
-                    keep = await self._linger(req)
+                    # a client still waiting for 100 Continue sends no body: nothing to linger for
+                    keep = not req.content.continue_pending and await self._linger(req)
                 if not keep or self.upgrade:
                     self.close()
                     return
@@ -411,7 +503,7 @@ class Connection(asyncio.Protocol):
             self._set_reading()
         if req.complete:
             return True
-        w = req._done = self.loop.create_future()
+        w = req.done_waiter = self.loop.create_future()
         try:
             await asyncio.wait_for(w, self.server.lingering_time)
         except asyncio.TimeoutError:
@@ -425,10 +517,10 @@ def _version(v: str) -> tuple[int, int]:
 
 class _ErrorRequest:
     """What ``Response.render`` needs to answer a request that could not be parsed."""
-    __slots__ = ("_conn", "method", "version", "keep_alive")
+    __slots__ = ("channel", "method", "version", "keep_alive")
 
     def __init__(self, conn: Connection) -> None:
-        self._conn = conn
+        self.channel = conn
         self.method = "GET"
         self.version = (1, 1)
         self.keep_alive = False

@@ -1,16 +1,26 @@
 """A client's request as the server parsed it: method, target, headers and the body stream."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Iterable, Protocol
 
 from multidict import CIMultiDict, CIMultiDictProxy
 
 if TYPE_CHECKING:
     import asyncio
 
-    from aiohttp import StreamReader
+    from .body import BodyStream
 
-    from .protocol import Connection
+
+class Channel(Protocol):
+    """What an answer needs of its connection (``server/protocol.Connection`` provides it)."""
+    write_paused: bool
+
+    @property
+    def may_keep_alive(self) -> bool: ...   # not shutting down, no Upgrade pending
+    def write(self, data: bytes) -> None: ...
+    def write_many(self, parts: Iterable[bytes]) -> None: ...
+    async def drain(self) -> None: ...      # below the high mark (or the send timeout)
+    async def flushed(self) -> None: ...    # everything written has reached the kernel
 
 
 class Request:
@@ -19,12 +29,12 @@ class Request:
     same as received (case-insensitive multidict), built only when asked for."""
 
     __slots__ = ("method", "raw_path", "version", "raw_headers", "header_dict", "content", "content_length",
-                 "keep_alive", "transport", "scheme", "complete", "discard", "_conn", "_headers", "_done")
+                 "keep_alive", "transport", "scheme", "complete", "discard", "channel", "_headers", "done_waiter")
 
-    def __init__(self, conn: "Connection", method: str, raw_path: str, version: tuple[int, int],
-                 raw_headers: list[tuple[str, str]], header_dict: dict[str, str], content: "StreamReader",
+    def __init__(self, conn, method: str, raw_path: str, version: tuple[int, int],
+                 raw_headers: list[tuple[str, str]], header_dict: dict[str, str], content: "BodyStream",
                  content_length: int | None, keep_alive: bool) -> None:
-        self._conn = conn
+        self.channel: Channel = conn
         self.method = method
         self.raw_path = raw_path
         self.version = version
@@ -38,7 +48,7 @@ class Request:
         self.complete = False       # the whole message (body included) has been received
         self.discard = False        # the answer is out: the rest of the body is read and dropped
         self._headers: CIMultiDictProxy[str] | None = None
-        self._done: "asyncio.Future[None] | None" = None
+        self.done_waiter: "asyncio.Future[None] | None" = None   # set by the server while it lingers
 
     @property
     def headers(self) -> CIMultiDictProxy[str]:

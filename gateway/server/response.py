@@ -80,8 +80,7 @@ class StreamResponse:
     # -- the head ---------------------------------------------------------------------------------
     def _render_head(self, req: "Request", length: int | None) -> bytes:
         status = self.status
-        conn = req._conn
-        keep = self._keep_alive and req.keep_alive and not conn.server.closing and not conn.upgrade
+        keep = self._keep_alive and req.keep_alive and req.channel.may_keep_alive
         headers = self.headers
         for name in _FRAMING:              # the server's to set
             if name in headers:
@@ -122,7 +121,7 @@ class StreamResponse:
         assert req is not None, "prepare() first"
         if not data or self._no_body:
             return
-        conn = req._conn
+        conn = req.channel
         n = len(data)
         self.body_length += n
         if not self._head_sent:
@@ -148,8 +147,8 @@ class StreamResponse:
         assert req is not None, "prepare() first"
         if not self._head_sent:
             self._head_sent = True
-            req._conn.write(self._render_head(req, self.content_length))
-        await req._conn.flushed()
+            req.channel.write(self._render_head(req, self.content_length))
+        await req.channel.flushed()
 
     async def write_eof(self) -> None:
         if self._eof:
@@ -157,7 +156,7 @@ class StreamResponse:
         req = self._req
         assert req is not None, "prepare() first"
         self._eof = True
-        conn = req._conn
+        conn = req.channel
         if not self._head_sent:
             self._head_sent = True
             length = self.content_length

@@ -40,8 +40,11 @@ def usable(client_transport, upstream_transport) -> bool:
     return True
 
 
-async def relay(loop: asyncio.AbstractEventLoop, src_sock, dst_sock, length: int, read_timeout: float) -> int:
-    """Move ``length`` bytes from ``src_sock`` to ``dst_sock`` through a pipe; returns bytes moved."""
+async def relay(loop: asyncio.AbstractEventLoop, src_sock, dst_sock, length: int, read_timeout: float,
+                send_timeout: float | None = None) -> int:
+    """Move ``length`` bytes from ``src_sock`` to ``dst_sock`` through a pipe; returns bytes moved.
+    An upstream silent for ``read_timeout`` is a ``ClientPayloadError``; a client that takes nothing
+    for ``send_timeout`` (default: ``read_timeout``) while the pipe is full is a ``ConnectionResetError``."""
     src = os.dup(src_sock.fileno())
     try:
         dst = os.dup(dst_sock.fileno())
@@ -99,8 +102,9 @@ async def relay(loop: asyncio.AbstractEventLoop, src_sock, dst_sock, length: int
                 if lowat is not None and remaining and remaining < want:
                     want = remaining   # the body's last bytes must wake us too
                     src_sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, want)
-                await _wait(loop, src if remaining and in_pipe < _PIPE_BYTES else None,
-                            dst if in_pipe else None, read_timeout)
+                readable = src if remaining and in_pipe < _PIPE_BYTES else None
+                await _wait(loop, readable, dst if in_pipe else None,
+                            read_timeout if readable is not None or send_timeout is None else send_timeout)
         return moved
     finally:
         if lowat is not None:
@@ -131,6 +135,8 @@ async def _wait(loop: asyncio.AbstractEventLoop, readable: int | None, writable:
     try:
         await asyncio.wait_for(fut, timeout)
     except asyncio.TimeoutError:
+        if readable is None:
+            raise ConnectionResetError("the client stopped reading") from None
         raise aiohttp.ClientPayloadError("upstream stalled mid-body") from None
     finally:
         if readable is not None:

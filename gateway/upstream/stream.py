@@ -127,7 +127,7 @@ class LeanResponse:
         conn = self._conn
         return conn.splice_ready() and self._exc is None and not self._released
 
-    async def splice_to(self, client_sock, before) -> int:
+    async def splice_to(self, client_sock, before, send_timeout: float | None = None) -> int:
         """Send the rest of the body to ``client_sock`` through a pipe. ``before(pieces)`` first
         sends the pieces already read (and must leave nothing buffered on the client side).
         Returns the bytes moved by the kernel; on failure the upstream connection is dropped."""
@@ -139,7 +139,7 @@ class LeanResponse:
         try:
             await before(pieces)
             moved = await splice.relay(conn.loop, conn.transport.get_extra_info("socket"), client_sock,
-                                       conn.remaining, conn.pool.read_timeout)
+                                       conn.remaining, conn.pool.read_timeout, send_timeout)
         except BaseException:
             conn.keep_alive = False
             conn.abort()

@@ -359,3 +359,160 @@ def test_a_slow_but_steady_head_is_still_cut_off():
         assert tr.aborted
         server.abort_all()
     run(t())
+
+
+# -- the edges: limits, timeouts, Expect, singletons --------------------------------------------
+
+async def refuses_body(req: Request):
+    """A handler that answers without reading the body (as a refused request is answered)."""
+    return Response(status=403, body=b"no")
+
+
+def test_100_continue_only_once_the_body_is_read():
+    async def t():
+        _, conn, tr = connect(refuses_body)
+        conn.data_received(b"PUT /b/k HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n")
+        await settle(tr)
+        out = bytes(tr.out)
+        assert b"100 Continue" not in out and answers(out)[0][0] == 403
+        assert tr.closed          # the client waits for a 100 it will not get: no body will come
+    run(t())
+
+
+def test_expectations_other_than_100_continue_are_417():
+    async def t():
+        _, conn, tr = connect()
+        conn.data_received(b"PUT /b/k HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\nExpect: 200-ok\r\n\r\nhello")
+        await settle(tr)
+        [(status, _, body)] = answers(tr.out)
+        assert status == 417 and b"<Code>ExpectationFailed</Code>" in body and tr.closed
+    run(t())
+
+
+@pytest.mark.parametrize("name", [b"Host", b"Content-Length", b"Authorization", b"X-Amz-Date",
+                                  b"x-amz-content-sha256", b"X-Amz-Copy-Source", b"Range"])
+def test_repeated_singleton_headers_are_refused(name):
+    async def t():
+        seen = []
+
+        async def h(req: Request):
+            seen.append(req)
+            return Response(status=200)
+
+        _, conn, tr = connect(h)
+        value = b"5" if name == b"Content-Length" else b"a"
+        conn.data_received(b"PUT /b/k HTTP/1.1\r\n" + name + b": " + value + b"\r\n" + name.lower()
+                           + b": " + value + b"\r\nHost: h\r\n\r\n" if name != b"Host" else
+                           b"GET / HTTP/1.1\r\nHost: a\r\nhost: b\r\n\r\n")
+        await settle(tr)
+        assert not seen
+        assert answers(tr.out)[0][0] == 400 and tr.closed
+    run(t())
+
+
+def test_repeated_ordinary_headers_are_joined():
+    async def t():
+        _, conn, tr = connect()
+        conn.data_received(b"GET / HTTP/1.1\r\nHost: h\r\nX-Test: a\r\nX-Test: b\r\n\r\n")
+        await settle(tr)
+        assert answers(tr.out)[0][2] == b"GET / x=a,b body=0"
+    run(t())
+
+
+def test_header_section_and_field_count_limits():
+    async def t():
+        _, conn, tr = connect(max_head_bytes=4096, max_field_bytes=1024, max_header_fields=100)
+        conn.data_received(b"GET / HTTP/1.1\r\nHost: h\r\n" + b"".join(b"X-%d: %s\r\n" % (i, b"v" * 100)
+                                                                      for i in range(60)) + b"\r\n")
+        await settle(tr)
+        assert answers(tr.out)[0][0] == 400 and b"RequestHeaderSectionTooLarge" in tr.out
+        _, conn, tr = connect(max_head_bytes=64 * 1024, max_header_fields=100)
+        conn.data_received(b"GET / HTTP/1.1\r\nHost: h\r\n" + b"".join(b"X-%d: v\r\n" % i for i in range(150))
+                           + b"\r\n")
+        await settle(tr)
+        assert answers(tr.out)[0][0] == 400 and b"RequestHeaderSectionTooLarge" in tr.out
+    run(t())
+
+
+def test_a_request_pipelined_behind_a_big_body_is_not_a_big_head():
+    async def t():
+        _, conn, tr = connect(max_head_bytes=4096, max_field_bytes=1024)
+        body = b"x" * 100_000
+        conn.data_received(b"PUT /1 HTTP/1.1\r\nHost: h\r\nContent-Length: 100000\r\n\r\n" + body[:50_000])
+        await settle(tr)
+        # the rest of the body and the next request's head arrive in one read
+        conn.data_received(body[50_000:] + b"GET /2 HTTP/1.1\r\nHost: h\r\n")
+        conn.data_received(b"X-Test: y\r\n\r\n")
+        await settle(tr)
+        assert [b for _, _, b in answers(tr.out)] == [b"PUT /1 x=- body=100000", b"GET /2 x=y body=0"]
+    run(t())
+
+
+def test_an_endless_header_line_is_refused_with_bounded_memory():
+    async def t():
+        _, conn, tr = connect(max_head_bytes=8192, max_field_bytes=4096)
+        conn.data_received(b"GET / HTTP/1.1\r\nHost: h\r\nX-Long: ")
+        for _ in range(64):
+            if tr.closed:
+                break
+            conn.data_received(b"a" * 1024)
+        await settle(tr)
+        assert tr.closed and answers(tr.out)[0][0] == 400
+    run(t())
+
+
+def test_a_silent_connection_is_closed_after_the_head_timeout_not_keepalive():
+    async def t():
+        server, conn, tr = connect(head_timeout=0.2, keepalive_timeout=30)
+        await asyncio.sleep(0.7)
+        assert tr.closed
+        server.abort_all()
+    run(t())
+
+
+def test_keepalive_after_an_answer_is_not_cut_by_the_head_timeout():
+    async def t():
+        server, conn, tr = connect(head_timeout=0.3, keepalive_timeout=5)
+        conn.data_received(b"GET /1 HTTP/1.1\r\nHost: h\r\n\r\n")
+        await asyncio.sleep(0.6)           # idle, but within keepalive
+        assert not tr.closed
+        conn.data_received(b"GET /2 HTTP/1.1\r\nHost: h\r\n\r\n")
+        await settle(tr)
+        assert [s for s, _, _ in answers(tr.out)] == [200, 200]
+        server.abort_all()
+    run(t())
+
+
+def test_connections_past_the_cap_are_refused_clearly():
+    async def t():
+        server, first, t1 = connect(max_connections=1)
+        extra = server()
+        t2 = RecordingTransport(asyncio.get_running_loop())
+        t2.conn = extra
+        extra.connection_made(t2)
+        [(status, _, body)] = answers(t2.out)
+        assert status == 503 and b"<Code>SlowDown</Code>" in body and t2.closed and not t1.closed
+        server.abort_all()
+    run(t())
+
+
+def test_a_client_that_stops_reading_is_cut_off_after_the_send_timeout():
+    async def big(req: Request):
+        resp = StreamResponse(status=200)
+        resp.content_length = 10 * 1024 * 1024
+        await resp.prepare(req)
+        for _ in range(10):
+            await resp.write(b"x" * 1024 * 1024)
+        await resp.write_eof()
+        return resp
+
+    async def t():
+        server, conn, tr = connect(big, send_timeout=0.3)
+        conn.pause_writing()                # the client's window is full and stays full
+        conn.data_received(b"GET /big HTTP/1.1\r\nHost: h\r\n\r\n")
+        await asyncio.sleep(0.15)
+        assert not tr.aborted
+        await asyncio.sleep(0.6)
+        assert tr.aborted and len(tr.out) < 2 * 1024 * 1024
+        server.abort_all()
+    run(t())
