@@ -1,11 +1,12 @@
-# r2-gateway: `make run` installs and starts the gateway; `make test` installs everything the tests
-# need (Python deps, Ceph RGW and the real clients) and runs the whole suite.
+# r2-gateway: `make run` installs the gateway with its embedded in-memory upstream (moto) and starts
+# it; `make test` installs everything the tests need (Python deps, Ceph RGW and the real clients) and
+# runs the whole suite. `make install` is the production install: no moto.
 PY      ?= python3
 VENV    := .venv
 BIN     := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: run install deps test unit bench clean
+.PHONY: run install install-embedded deps test unit bench clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -14,7 +15,10 @@ $(BIN)/python:
 install: $(BIN)/python
 	$(BIN)/pip install -q -e .
 
-run: install
+install-embedded: $(BIN)/python
+	$(BIN)/pip install -q -e '.[embedded]'
+
+run: install-embedded
 	$(BIN)/r2-gateway serve $(if $(CONFIG),--config $(CONFIG),)
 
 deps: $(BIN)/python

@@ -1,7 +1,8 @@
 """Every S3 error the gateway can answer, as data, and the one exception that answers a request.
 
-Raise ``S3Error("NoSuchKey")`` anywhere on a request's path: the response middleware renders it as
-S3 XML with the status from :data:`ERRORS` and the request id. Messages never contain secrets.
+Raise ``S3Error("NoSuchKey")`` anywhere on a request's path: the pipeline's entry
+(``proxy.entry``) answers it as S3 XML (``exchange.error_response``) with the status from
+:data:`ERRORS` and the request id. Messages never contain secrets.
 """
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""JSON logs (structlog), Prometheus metrics, and the health/readiness/metrics endpoints.
+"""JSON logs (structlog), the access log, and Prometheus metrics (rendered for ``/metrics``, which
+:mod:`gateway.internal` serves with ``/healthz`` and ``/readyz``).
 
 Nothing secret is ever passed to the logger: the access line carries the access key *id* only,
 and ``redact()`` scrubs anything that looks like a credential out of free text.

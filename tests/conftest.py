@@ -10,6 +10,14 @@ from .gateway_process import GatewayProcess
 pytest_plugins = ["tests.upstreams.fixtures"]
 
 
+def pytest_collection_modifyitems(config, items):
+    """Tests marked ``runs_last`` run after every other test of the run, in their collected order
+    (the check of every gateway log for secrets must see the logs of all the others)."""
+    last = [item for item in items if item.get_closest_marker("runs_last") is not None]
+    if last:
+        items[:] = [item for item in items if item.get_closest_marker("runs_last") is None] + last
+
+
 @pytest.fixture(scope="session")
 def gateway(rgw, tmp_path_factory):
     """The gateway in front of Ceph RGW (HTTP and HTTPS listeners)."""

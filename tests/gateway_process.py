@@ -16,7 +16,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 
-# every gateway log file and every secret the test run used: tests/zz_final greps the one for the other
+# every gateway log file and every secret the test run used: tests/integration/test_no_secrets_in_logs.py
+# (marked runs_last) greps the one for the other
 LOG_FILES: list[Path] = []
 SECRETS: set[str] = set()
 

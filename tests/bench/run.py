@@ -14,7 +14,7 @@ Debian's nginx as a plain reverse proxy to the same RGW, then measures the three
 * the same small-object runs with ``--workers 2`` (CPU summed over the worker processes);
 * the load generator's own ceiling against nginx serving a static file.
 
-Prints a table, writes JSON (``--json``), and checks the issue's targets (reported, never faked:
+Prints a table, writes JSON (``--json``), and checks the targets (reported, never faked:
 the exit status does not depend on them). ``--quick`` shrinks everything so CI runs it in < 60 s.
 ``--pin`` puts RGW and the load generator on CPU 0 and the proxies on CPU 1: what the ratios are
 when the proxy does not take its CPU from the upstream's (a sidecar with its own CPU request).
@@ -469,7 +469,7 @@ def _ratio(a: float | None, b: float | None) -> float | None:
 
 
 # --------------------------------------------------------------------------------------------------
-# targets the issue sets
+# the targets (docs/benchmarks.md)
 
 def check_targets(figs: dict[str, dict], plan: Plan) -> list[dict]:
     out = []
@@ -562,7 +562,7 @@ def render_table(result: dict) -> str:
                      f"{_fmt(f['nginx'], u) + _r(f['nginx_ratio']):>24}"
                      f"{_fmt(f['gateway'], u) + _r(f['gateway_ratio']):>24}"
                      f"{'' if f['gateway_vs_nginx'] is None else format(f['gateway_vs_nginx'], '.2f') + '×':>11}{extra}")
-    lines += ["", "targets (issue 8)" + ("  [--quick: sizes and durations too small to judge]" if meta["quick"] else "")]
+    lines += ["", "targets" + ("  [--quick: sizes and durations too small to judge]" if meta["quick"] else "")]
     for t in result["targets"]:
         a = t["actual"]
         a = "—" if a is None else (f"{a:.2f}" if t["unit"] in ("×", "ms") else f"{a:.0f}")

@@ -1,4 +1,5 @@
-"""Stream a 1 GiB object up and down through the gateway and directly to RGW (issue 2's figure).
+"""Stream a 1 GiB object up and down through the gateway and directly to RGW: MiB/s both ways with
+the ratio, and the gateway's RSS before and at peak.
 
     .venv/bin/python -m tests.bench.stream_1g [--size-mib 1024] [--reps 2] [--signed] [--json PATH]
 

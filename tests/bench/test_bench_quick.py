@@ -52,7 +52,7 @@ def test_quick_benchmark_produces_every_figure(tmp_path):
     # the table
     table = proc.stdout
     for heading in ("load generator ceiling", "small objects, closed loop", "latency below saturation",
-                    "big objects", "streaming a huge object", "gateway memory", "--workers 2", "targets (issue 8)"):
+                    "big objects", "streaming a huge object", "gateway memory", "--workers 2", "targets"):
         assert heading in table, f"missing section {heading!r} in:\n{table}"
     assert "load average" in table
 
@@ -102,7 +102,8 @@ def test_relay_cpu_tool_runs(capsys):
     out = capsys.readouterr().out
     assert "run 1:" in out and "mean:" in out
     r = asyncio.run(relay_cpu.one(8 << 20))
-    assert r["moved"] == 8 << 20 and r["mib_s"] > 0 and r["sys_s_gib"] >= 0
+    assert r["moved"] == 8 << 20 and r["mib_s"] > 0
+    assert {"user_s_gib", "sys_s_gib", "waits"} <= r.keys()   # the CPU figures it is run for are reported
 
 
 @pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="pinning needs two CPUs to show")

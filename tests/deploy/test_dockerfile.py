@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import fnmatch
 import json
+import re
 import shlex
 import shutil
 import subprocess
@@ -62,7 +63,7 @@ def test_multi_stage_slim_python_311():
 def test_builder_builds_the_projects_wheel_and_final_installs_it_only():
     builder, final = stages()
     runs = " ".join(a for k, a in builder if k == "RUN")
-    assert "pip wheel" in runs and runs.rstrip().endswith(" .")
+    assert "pip wheel --wheel-dir /wheels " in runs
     # everything the wheel build needs is copied in: pyproject.toml, its readme, the package
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())
     copied = " ".join(a for k, a in builder if k == "COPY").split()
@@ -75,6 +76,37 @@ def test_builder_builds_the_projects_wheel_and_final_installs_it_only():
     project_data = project["tool"]["setuptools"]["package-data"]["gateway"]
     assert "profiles/*.yaml" in project_data
     assert list((ROOT / "gateway" / "profiles").glob("*.yaml")), "gateway/profiles has no profile"
+
+
+def _sh(script: str, extras: str) -> str:
+    """What /bin/sh makes of ``script`` with the build argument EXTRAS set to ``extras``."""
+    r = subprocess.run(["sh", "-c", script], env={"EXTRAS": extras, "PATH": "/usr/bin:/bin"},
+                       capture_output=True, text=True, timeout=10)
+    assert r.returncode == 0, r.stderr
+    return r.stdout
+
+
+@pytest.mark.parametrize("extras, wheel_spec, install_suffix", [
+    (None, ".", ""),                            # the build argument's default: the production image
+    ("embedded", ".[embedded]", "[embedded]"),  # --build-arg EXTRAS=embedded: a demo image
+])
+def test_extras_build_argument(tmp_path, extras, wheel_spec, install_suffix):
+    """Both stages install the project with EXTRAS (default: none, so moto, which only the
+    ``embedded`` extra requires — tests/deploy/test_packaging.py — is not in the production image)."""
+    args = dict(a.split("=", 1) for k, a in instructions() if k == "ARG" and "=" in a)
+    value = args["EXTRAS"].strip("'\"") if extras is None else extras
+    assert extras is not None or value == ""
+    builder, final = stages()
+    for stage in (builder, final):
+        assert ("ARG", "EXTRAS") in stage, "EXTRAS is not declared in every stage that uses it"
+    (wheel_word,) = re.findall(r"pip wheel --wheel-dir /wheels (\S+)", " ".join(a for k, a in builder if k == "RUN"))
+    assert _sh(f"printf %s {wheel_word}", value) == wheel_spec
+    final_run = " ".join(a for k, a in final if k == "RUN")
+    (glob,) = re.findall(r"set -- (/wheels/\S+)", final_run)
+    (install_word,) = re.findall(r"pip install --no-index --find-links=/wheels (\S+)", final_run)
+    (tmp_path / "r2_gateway-0.1.0-py3-none-any.whl").touch()
+    script = f"set -- {glob.replace('/wheels', str(tmp_path))} && printf %s {install_word}"
+    assert _sh(script, value) == f"{tmp_path}/r2_gateway-0.1.0-py3-none-any.whl{install_suffix}"
 
 
 def test_runtime_contract():

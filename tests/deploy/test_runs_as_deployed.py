@@ -85,6 +85,8 @@ def _exercise(container: dict, running: Running) -> None:
 
 
 def test_chart_defaults_start_probe_and_drain(tmp_path):
+    """The defaults set no upstream: the demo image's shape (the embedded extra, which the test
+    environment has); the production image refuses that, see test_production."""
     r = helm_render(CHART)
     spec = pod_spec(r.one("Deployment"))
     container = find_container(spec, "r2-gateway")

@@ -16,7 +16,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from tests import s3raw
-from tests.gateway_process import ROOT, GatewayProcess
+from tests.gateway_process import ROOT, GatewayProcess, free_port
 
 KEYS = {
     "adm-rw": "admin-read-write",
@@ -266,6 +266,20 @@ def test_check_config_env_overrides_and_unknown_variable(tmp_path):
     secret.write_text("from-a-file\n")
     r = run_cli("check-config", env={**env, "R2GW_ACCESS_KEY_ID": "k", "R2GW_SECRET_ACCESS_KEY_FILE": str(secret)})
     assert r.returncode == 0 and "1 client key" in r.stdout
+
+
+def test_without_moto_and_without_upstream_serve_refuses_clearly():
+    """A production install (``pip install .``: no moto) with no upstream configured: exit 2 with what
+    to do, no traceback, no embedded upstream started. moto is made unimportable in the child."""
+    import os
+    env = {k: v for k, v in os.environ.items() if not k.startswith("R2GW_")}
+    env["R2GW_LISTEN"] = f"127.0.0.1:{free_port()}"
+    code = "import sys; sys.modules['moto'] = None; from gateway.cli import main; sys.exit(main(['serve']))"
+    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, env=env, timeout=60)
+    assert r.returncode == 2, (r.returncode, r.stdout, r.stderr)
+    assert "pip install 'r2-gateway[embedded]'" in r.stderr and "R2GW_UPSTREAM_ENDPOINT" in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr + r.stdout
+    assert "embedded_upstream" not in r.stdout + r.stderr   # the "NOTHING IS PERSISTED" warning: not started
 
 
 # -- lifecycle: SIGTERM drain ---------------------------------------------------------------------

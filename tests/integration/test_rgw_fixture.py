@@ -110,7 +110,7 @@ def test_create_user_and_admin(rgw):
     with pytest.raises(ClientError) as ei:
         c.create_bucket(Bucket=_bucket("u3"))
     assert ei.value.response["Error"]["Code"] == "TooManyBuckets"
-    # the session's test user may own many buckets
+    # the user the tests run as may own many buckets
     main = rgw.admin_json("user", "info", "--uid", "r2gw-test")
     assert main["max_buckets"] >= 5000
 

@@ -9,13 +9,12 @@
 """
 from __future__ import annotations
 
-import ast
 import base64
 import datetime as dt
 import hashlib
 import hmac
-import inspect
 import os
+import re
 import urllib.error
 import urllib.request
 import uuid
@@ -24,9 +23,8 @@ from urllib.parse import quote, urlsplit
 import pytest
 from botocore.exceptions import ClientError
 
-from gateway.auth import chunked as chunked_mod
-from gateway.auth import presign as presign_mod
 from gateway.auth import sigv4 as sigv4_mod
+from gateway.errors import S3Error
 from tests import s3raw
 from tests.conftest import _empty_and_delete
 from tests.gateway_process import GatewayProcess
@@ -143,54 +141,109 @@ def test_invalid_signatures_never_reach_upstream(proxied_gateway, proxy, pbucket
 
 
 # -- 2. constant-time comparison -------------------------------------------------------------------
+# hmac.compare_digest is replaced by a judge that records what it is asked and gives the verdict: a
+# correct signature it calls unequal must be refused, a forged one it calls equal accepted. So the
+# verdict of every signature form is compare_digest's and nothing else's (a == anywhere on the way
+# would accept the correct signature regardless, or refuse the forged one), and it is asked about
+# the very signature the client sent.
 
-def _is_constant(node: ast.AST) -> bool:
-    """A literal or an ALL_CAPS module constant (``UNSIGNED_PAYLOAD``, ``sigv4.ALGORITHM``)."""
-    if isinstance(node, ast.Constant):
-        return True
-    name = node.id if isinstance(node, ast.Name) else node.attr if isinstance(node, ast.Attribute) else ""
-    return bool(name) and name.isupper()
+class _Judge:
+    def __init__(self, monkeypatch, verdict: bool | None = None):
+        self.verdict, self.asked = verdict, []
+        real = hmac.compare_digest
 
+        def compare_digest(a, b):
+            self.asked.append({x.decode("utf-8", "replace") if isinstance(x, (bytes, bytearray)) else x
+                               for x in (a, b)})
+            return real(a, b) if self.verdict is None else self.verdict
+        monkeypatch.setattr(hmac, "compare_digest", compare_digest)
 
-def _comparisons(module) -> list[str]:
-    """Every ==/!= between two run-time values in ``module`` where one of them is a signature or
-    digest (comparisons against literals and named constants are not secret-dependent)."""
-    tree = ast.parse(inspect.getsource(module))
-    found = []
-    for node in ast.walk(tree):
-        if not isinstance(node, ast.Compare):
-            continue
-        operands = [node.left, *node.comparators]
-        for op, left, right in zip(node.ops, operands, operands[1:]):
-            if not isinstance(op, (ast.Eq, ast.NotEq)) or _is_constant(left) or _is_constant(right):
-                continue
-            text = ast.unparse(left) + " " + ast.unparse(right)
-            if any(w in text.lower() for w in ("sig", "digest", "expected", "provided", "computed")):
-                found.append(ast.unparse(node))
-    return found
+    def compared(self, signature: str) -> bool:
+        """Was ``signature`` compared with itself (the gateway's own computation of it)?"""
+        return {signature} in self.asked
 
 
-def test_signatures_compared_in_constant_time(monkeypatch):
-    # the code: signature and digest checks use hmac.compare_digest, never == / !=
-    for module in (sigv4_mod, presign_mod, chunked_mod):
-        assert _comparisons(module) == [], module.__name__
-    assert "compare_digest" in inspect.getsource(sigv4_mod.signatures_equal)
-    assert "signatures_equal" in inspect.getsource(sigv4_mod.verify_candidates)
-    chunk_src = inspect.getsource(chunked_mod.ChunkedDecoder)
-    assert chunk_src.count("hmac.compare_digest") >= 2  # chunk signature and trailer signature
-    # and at run time: a header-signed, a presigned and a chunk-signed request all go through it
-    calls = []
-    real = hmac.compare_digest
+def _forged(signature: str) -> str:
+    return ("1" if signature[0] == "0" else "0") + signature[1:]
 
-    def spy(a, b):
-        calls.append((len(a), len(b)))
-        return real(a, b)
-    monkeypatch.setattr(sigv4_mod.hmac, "compare_digest", spy)
-    from tests.unit.test_sigv4 import lookup, make_client  # botocore-signed vectors
-    url = make_client("auto").generate_presigned_url("get_object", Params={"Bucket": "bkt", "Key": "k"})
-    u = urlsplit(url)
-    sigv4_mod.authenticate("GET", u.path, u.query, {"host": u.netloc}, lookup)
-    assert calls, "the presigned signature was not compared with hmac.compare_digest"
+
+def _header_signed():
+    from tests.unit.test_sigv4 import lookup, sign_raw
+    method, path, query, headers = sign_raw("GET", "http://gw.example/bkt/some%20key?list-type=2")
+    signature = headers["authorization"].rsplit("Signature=", 1)[1]
+
+    def verify(sig: str):
+        h = dict(headers, authorization=headers["authorization"].rsplit("Signature=", 1)[0] + "Signature=" + sig)
+        return sigv4_mod.authenticate(method, path, query, h, lookup)
+    return signature, verify
+
+
+def _presigned():
+    from tests.unit.test_sigv4 import lookup, make_client
+    u = urlsplit(make_client("auto").generate_presigned_url("get_object", Params={"Bucket": "bkt", "Key": "k"}))
+    signature = dict(p.split("=", 1) for p in u.query.split("&"))["X-Amz-Signature"]
+
+    def verify(sig: str):
+        return sigv4_mod.authenticate("GET", u.path, u.query.replace(signature, sig), {"host": u.netloc}, lookup)
+    return signature, verify
+
+
+def _post_policy():
+    from gateway.auth.post_policy import authenticate_form
+    from tests.unit.test_sigv4 import lookup, make_client
+    fields = make_client("auto").generate_presigned_post("bkt", "k")["fields"]
+    signature = fields["x-amz-signature"]
+    return signature, lambda sig: authenticate_form(dict(fields, **{"x-amz-signature": sig}), lookup)[1]
+
+
+@pytest.mark.parametrize("form", [_header_signed, _presigned, _post_policy], ids=["header", "presigned", "post-policy"])
+def test_request_signatures_are_judged_by_compare_digest(monkeypatch, form):
+    signature, verify = form()
+    judge = _Judge(monkeypatch)
+    assert verify(signature).access_key_id and judge.compared(signature)
+    with pytest.raises(S3Error) as e:
+        verify(_forged(signature))
+    assert e.value.code == "SignatureDoesNotMatch"
+    judge.verdict = False
+    with pytest.raises(S3Error) as e:
+        verify(signature)
+    assert e.value.code == "SignatureDoesNotMatch"
+    judge.verdict = True
+    assert verify(_forged(signature)).access_key_id
+
+
+def test_chunk_and_trailer_signatures_are_judged_by_compare_digest(monkeypatch):
+    from gateway.auth.chunked import ChunkedDecoder
+    from tests.unit.test_chunked import SIGNED_TRAILER, auth_for, crc32_b64, encode
+    payload = b"x" * 3000
+    trailer = {"x-amz-checksum-crc32": crc32_b64(payload)}
+    auth = auth_for(SIGNED_TRAILER, trailer="x-amz-checksum-crc32", decoded=len(payload))
+    body = encode(payload, 1024, auth, trailers=trailer, sign_trailer=True)
+    chunk_sigs = re.findall(rb"chunk-signature=([0-9a-f]{64})", body)
+    (trailer_sig,) = re.findall(rb"x-amz-trailer-signature:([0-9a-f]{64})", body)
+    assert len(chunk_sigs) == 4
+
+    def decode(data: bytes) -> bytes:
+        d = ChunkedDecoder(auth, SIGNED_TRAILER, ["x-amz-checksum-crc32"], len(payload))
+        out = b"".join(d.feed(data))
+        d.finish()
+        return out
+
+    judge = _Judge(monkeypatch)
+    assert decode(body) == payload
+    assert all(judge.compared(sig.decode()) for sig in [*chunk_sigs, trailer_sig])
+    for sig in (chunk_sigs[1], trailer_sig):
+        forged = body.replace(sig, _forged(sig.decode()).encode())
+        with pytest.raises(S3Error) as e:
+            decode(forged)
+        assert e.value.code == "SignatureDoesNotMatch"
+        judge.verdict = True
+        assert decode(forged) == payload
+        judge.verdict = None
+    judge.verdict = False
+    with pytest.raises(S3Error) as e:
+        decode(body)
+    assert e.value.code == "SignatureDoesNotMatch"
 
 
 # -- 3. replay after 15 minutes ---------------------------------------------------------------------
