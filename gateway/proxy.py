@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import aiohttp
 
-from . import addressing, observability, post_object, s3xml
+from . import addressing, forwarding, observability, post_object, s3xml
 from .auth.sigv4 import authenticate
 from .errors import S3Error
 from .exchange import Exchange, error_response
@@ -51,6 +51,7 @@ async def handle(ex: Exchange) -> StreamResponse:
             # bytes that are not UTF-8 (the server hands them over surrogate-escaped): they can be
             # neither verified nor forwarded as they were sent
             raise S3Error("InvalidArgument", "Header values must be valid UTF-8.")
+    forwarding.check_names(headers)   # no header name an upstream could read as another
     # 1. addressing
     addr = addressing.parse(headers.get("host", ""), ex.raw_path, gw.virtual_host_domains)
     ex.bucket, ex.key = addr.bucket, addr.key
@@ -74,6 +75,8 @@ async def handle(ex: Exchange) -> StreamResponse:
     ex.op = op = classify(ex.method, ex.bucket, ex.key, query, headers)
     # 4. may this key do it?
     source_bucket = ex.copy_source()[0] if "x-amz-copy-source" in headers else None
+    if source_bucket == gw.internal_bucket:
+        raise S3Error("AccessDenied")
     ex.client_key.authorize(op, ex.bucket, source_bucket,
                             creates_bucket=headers.get("cf-create-bucket-if-missing", "").lower() == "true"
                             and op in ("PutObject", "CreateMultipartUpload"))
@@ -156,4 +159,5 @@ async def entry(gw: "Gateway", request: Request) -> StreamResponse:
         gw.metrics.observe_request(ex.op, status, elapsed, ex.bytes_in, ex.bytes_out)
         observability.access_log.request(ex.request_id, ex.auth.access_key_id if ex.auth else None, ex.op,
                                          ex.method, ex.bucket, ex.key, status, ex.upstream_status,
-                                         ex.bytes_in, ex.bytes_out, round(elapsed * 1000, 3), ex.features or None)
+                                         ex.bytes_in, ex.bytes_out, round(elapsed * 1000, 3), ex.features or None,
+                                         ex.upstream_request_id)

@@ -135,10 +135,8 @@ class Upstream:
         try:
             try:
                 resp = await issue()
-            except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError):
-                # a pooled keep-alive connection the upstream had already closed: a body we
-                # still hold whole (or none) can be sent again once, on a fresh connection
-                if body is not None and not isinstance(body, (bytes, bytearray)):
+            except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as e:
+                if not may_resend(req.method, body, e):
                     raise
                 resp = await issue()
         except asyncio.TimeoutError:
@@ -153,6 +151,31 @@ class Upstream:
         if self.dialect is None:
             self.dialect = guess_dialect(resp.headers)
         return resp
+
+
+#: Methods whose request, executed twice, leaves what executing it once leaves (RFC 9110 9.2.2).
+IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
+
+
+def may_resend(method: str, body, error: BaseException) -> bool:
+    """Whether a request whose connection broke may be sent again, once, on another connection.
+
+    Only when no byte of the answer came back (``ServerDisconnectedError`` without a partial head),
+    the body is one the gateway still holds whole (or none), and the method is idempotent. A POST
+    (CompleteMultipartUpload, DeleteObjects, CreateMultipartUpload, RestoreObject, …) is never sent
+    twice: the upstream may have executed it before the connection broke. (The lean pool checks a
+    pooled connection for an end the upstream already sent before it writes a POST on it, so a
+    stale keep-alive connection does not fail those.) ``ClientOSError`` says nothing of what was
+    received: it passes for an idempotent request only, as resending that is harmless anyway.
+    """
+    if method not in IDEMPOTENT:
+        return False
+    if body is not None and not isinstance(body, (bytes, bytearray)):
+        return False   # a streaming body is gone once sent
+    if isinstance(error, aiohttp.ServerDisconnectedError):
+        message = error.message
+        return message is None or isinstance(message, str)   # a partial head is a RawResponseMessage
+    return True
 
 
 def guess_dialect(headers) -> str:
