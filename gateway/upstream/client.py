@@ -136,7 +136,9 @@ class Upstream:
             try:
                 resp = await issue()
             except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as e:
-                if not may_resend(req.method, body, e):
+                # aiohttp's client resends an idempotent request on a broken keep-alive connection
+                # itself (once, and never a POST); the lean pool leaves the choice here
+                if self._lean is None or not may_resend(req.method, body, e):
                     raise
                 resp = await issue()
         except asyncio.TimeoutError:
@@ -160,22 +162,18 @@ IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
 def may_resend(method: str, body, error: BaseException) -> bool:
     """Whether a request whose connection broke may be sent again, once, on another connection.
 
-    Only when no byte of the answer came back (``ServerDisconnectedError`` without a partial head),
-    the body is one the gateway still holds whole (or none), and the method is idempotent. A POST
+    Only when no byte of the answer came back (the lean pool's ``ServerDisconnectedError``: the
+    connection ended before any byte), the body is one the gateway still holds whole (or none), and
+    the method is idempotent. A POST
     (CompleteMultipartUpload, DeleteObjects, CreateMultipartUpload, RestoreObject, …) is never sent
     twice: the upstream may have executed it before the connection broke. (The lean pool checks a
     pooled connection for an end the upstream already sent before it writes a POST on it, so a
-    stale keep-alive connection does not fail those.) ``ClientOSError`` says nothing of what was
-    received: it passes for an idempotent request only, as resending that is harmless anyway.
+    stale keep-alive connection does not fail those.) Its ``ClientOSError`` (the connection broke
+    while a streaming body was being sent) is never resent.
     """
-    if method not in IDEMPOTENT:
+    if method not in IDEMPOTENT or not isinstance(error, aiohttp.ServerDisconnectedError):
         return False
-    if body is not None and not isinstance(body, (bytes, bytearray)):
-        return False   # a streaming body is gone once sent
-    if isinstance(error, aiohttp.ServerDisconnectedError):
-        message = error.message
-        return message is None or isinstance(message, str)   # a partial head is a RawResponseMessage
-    return True
+    return body is None or isinstance(body, (bytes, bytearray))   # a streaming body is gone once sent
 
 
 def guess_dialect(headers) -> str:
