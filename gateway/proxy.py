@@ -17,7 +17,7 @@ from .observability import log
 from .operations import classify
 from .payload import Ingest
 from .server import Request, StreamResponse
-from .upstream import dialects
+from .upstream import dialects, quirks
 
 if TYPE_CHECKING:
     from .app import Gateway
@@ -57,6 +57,10 @@ async def handle(ex: Exchange) -> StreamResponse:
     ex.bucket, ex.key = addr.bucket, addr.key
     if ex.bucket == gw.internal_bucket:
         raise S3Error("AccessDenied")
+    if ex.bucket in quirks.OTHER_API_ENTRIES and (gw.upstream.dialect is None
+                                                  or gw.upstream.has(quirks.OTHER_APIS_IN_PATH)):
+        raise S3Error("InvalidBucketName", "The bucket name is reserved by the upstream storage.",
+                      BucketName=ex.bucket)
     if ex.method == "POST" and ex.key is None and ex.bucket and not ex.raw_query \
             and headers.get("content-type", "")[:19].lower() == "multipart/form-data" \
             and "x-amz-request-route" not in headers:

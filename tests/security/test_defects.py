@@ -231,3 +231,25 @@ def test_a_range_s3_ignores_is_ignored(world, value):
 def test_a_valid_range_still_works(world, value, want, content_range):
     status, headers, body = world.send("rw-alpha", "GET", f"/{world.alpha}/mine.txt", {"Range": value})
     assert (status, body, headers.get("content-range")) == (206, want, content_range)
+
+
+# -- the upstream's other APIs behind S3-looking paths ---------------------------------------------
+
+def test_rgw_admin_api_is_not_reachable_through_the_gateway(world):
+    """RGW serves its admin ops API (users, keys, usage) at /admin with S3 signatures: through the
+    gateway, signed with the gateway's own upstream credentials, a client could read what those
+    credentials may (with ``users=read``: every user's secret keys)."""
+    uid = "r2gw-test"
+    world.rgw.admin("caps", "add", f"--uid={uid}", "--caps=users=read;buckets=read;usage=read")
+    try:
+        for ak in ("admin", "rw-alpha"):
+            for path in ("/admin/user?uid=r2gw-test&format=json", "/admin/bucket?format=json", "/swift/v1",
+                         "/auth/1.0"):
+                status, _, body = world.send(ak, "GET", path)
+                assert world.rgw.secret_key.encode() not in body, (ak, path)
+                assert (status, code(body)) == (400, "InvalidBucketName"), (ak, path, status, body[:300])
+        h = world.signed("admin", "GET", "/user?uid=r2gw-test", {"Host": f"admin.{VHOST_DOMAIN}"})
+        status, _, body = s3raw.send(world.gw.endpoint, "GET", "/user?uid=r2gw-test", h)
+        assert (status, code(body)) == (400, "InvalidBucketName"), body[:300]
+    finally:
+        world.rgw.admin("caps", "rm", f"--uid={uid}", "--caps=users=read;buckets=read;usage=read")
