@@ -50,12 +50,14 @@ def test_a_get_is_sent_again(proxied_gateway, proxy, pbucket, rgw_s3):
     assert _seen(proxy, "GET", f"/{pbucket}/g") == 2
 
 
-def test_a_put_with_a_held_body_is_sent_again(proxied_gateway, proxy, pbucket, rgw_s3):
+def test_a_put_is_sent_again(proxied_gateway, proxy, pbucket, rgw_s3):
+    # an empty body: always one the gateway holds (a small body that arrived whole is too, but
+    # whether it did depends on how the client's segments arrived)
     proxy.add(Fault(match=f"/{pbucket}/p", reset_response_after=0))
-    status, _, body = request(proxied_gateway, "PUT", obj_path(pbucket, "p"), {"Content-Length": "3"}, b"abc")
+    status, _, body = request(proxied_gateway, "PUT", obj_path(pbucket, "p"), {"Content-Length": "0"})
     assert status == 200, body
     assert _seen(proxy, "PUT", f"/{pbucket}/p") == 2
-    assert rgw_s3.get_object(Bucket=pbucket, Key="p")["Body"].read() == b"abc"
+    assert rgw_s3.get_object(Bucket=pbucket, Key="p")["Body"].read() == b""
 
 
 @pytest.mark.skipif(os.environ.get("TEST_UPSTREAM_TRANSPORT") == "aiohttp",
