@@ -1,14 +1,29 @@
 """Host header and raw request target → bucket and key, in path- or virtual-hosted-style.
 
 The raw path is never normalised: ``..``, ``//``, ``%2F`` and ``+`` in a key are the key's own
-characters and must reach the upstream unchanged. Pure functions, no I/O.
+characters and must reach the upstream unchanged. A bucket name, path-style or virtual-hosted,
+must follow S3's naming rules (:func:`check_bucket`: 3–63 characters of ``a-z 0-9 . -``, a letter
+or digit at each end), once percent-decoded: a decoded ``/`` (``/alpha%2Fkey``) or any other
+character would make the upstream read another bucket, or another key, than the one the gateway
+authorised. Pure functions, no I/O.
 """
 from __future__ import annotations
 
+import re
 from typing import NamedTuple
 from urllib.parse import unquote
 
 from .errors import S3Error
+
+
+_BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+
+
+def check_bucket(name: str) -> str:
+    """``name`` if it is a valid S3 bucket name, else 400 InvalidBucketName."""
+    if _BUCKET_NAME.fullmatch(name) is None:
+        raise S3Error("InvalidBucketName", BucketName=name[:255])
+    return name
 
 
 class Address(NamedTuple):
@@ -56,7 +71,7 @@ def parse(host: str, raw_path: str, domains: tuple[str, ...] = ()) -> Address:
     try:
         if bucket is not None:
             key = unquote(raw_path[1:], errors="strict") if len(raw_path) > 1 else None
-            return Address(bucket, key or None, True)
+            return Address(check_bucket(bucket), key or None, True)
         rest = raw_path[1:]
         if not rest:
             return Address(None, None)
@@ -65,6 +80,4 @@ def parse(host: str, raw_path: str, domains: tuple[str, ...] = ()) -> Address:
         key = unquote(key, errors="strict") if slash else ""
     except UnicodeDecodeError:  # percent-escapes that are not UTF-8
         raise S3Error("InvalidURI", "Couldn't parse the specified URI.", status=400) from None
-    if not bucket:
-        raise S3Error("InvalidBucketName", BucketName="")
-    return Address(bucket, key or None)
+    return Address(check_bucket(bucket), key or None)

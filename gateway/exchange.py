@@ -12,7 +12,7 @@ from urllib.parse import unquote
 import aiohttp
 from multidict import CIMultiDict
 
-from . import addressing
+from . import addressing, forwarding
 from .auth.canonical import AuthResult, canonical_query, uri_encode
 from .auth.presign import strip_presign_params
 from .errors import S3Error
@@ -27,15 +27,6 @@ from .upstream.stream import LeanResponse
 if TYPE_CHECKING:
     from .app import Gateway
 
-# request headers never forwarded (hop-by-hop, the client's own auth, what the gateway re-creates)
-_DROP_REQUEST = frozenset({
-    "authorization", "host", "connection", "keep-alive", "transfer-encoding", "te", "upgrade", "expect",
-    "proxy-authorization", "proxy-connection", "content-length", "x-amz-content-sha256", "x-amz-date",
-    "x-amz-decoded-content-length", "x-amz-trailer", "x-amz-security-token", "user-agent",
-    "accept-encoding", "accept", "cookie", "trailer", "forwarded", "x-forwarded-for",
-    "x-forwarded-proto", "x-forwarded-host", "x-real-ip", "amz-sdk-invocation-id", "amz-sdk-request",
-    "x-amz-user-agent", "date",
-})
 _SPLICE_FROM = 1024 * 1024      # GET bodies from this size move socket to socket in the kernel
 _SSE_C = "x-amz-server-side-encryption-customer-"
 _SOURCE_SSE_C = "x-amz-copy-source-server-side-encryption-customer-"
@@ -66,7 +57,7 @@ class Exchange:
     __slots__ = ("gw", "request", "request_id", "method", "raw_path", "raw_query", "headers", "bucket",
                  "key", "query", "op", "auth", "client_key", "ingest", "body", "upstream_status",
                  "bytes_in", "bytes_out", "started", "upstream_headers", "features", "response_headers",
-                 "query_override")
+                 "query_override", "upstream_request_id")
 
     def __init__(self, gw: "Gateway", request: Request) -> None:
         self.gw = gw
@@ -92,6 +83,8 @@ class Exchange:
         self.features: list[str] = []
         self.response_headers: dict[str, str] = {}
         self.query_override: str | None = None
+        # the upstream's x-amz-request-id of each call this request made, comma-separated
+        self.upstream_request_id: str | None = None
 
     # -- what the upstream is asked ------------------------------------------------------------
     @property
@@ -108,7 +101,8 @@ class Exchange:
         return path if key is None else f"{path}/{uri_encode(key, True)}"
 
     def copy_source(self) -> tuple[str, str, str | None]:
-        """x-amz-copy-source → (bucket, key, versionId); URL-decoded once, as S3 does."""
+        """x-amz-copy-source → (bucket, key, versionId); URL-decoded once, as S3 does. The bucket
+        must be a valid name (a decoded '/' or '%' would name another bucket upstream)."""
         raw = self.headers.get("x-amz-copy-source", "")
         path, _, q = raw.partition("?")
         path = unquote(path)
@@ -119,7 +113,7 @@ class Exchange:
             raise S3Error("InvalidArgument", "Copy Source must mention the source bucket and key: "
                           "sourcebucket/sourcekey", ArgumentName="x-amz-copy-source")
         version = addressing.parse_query(q).get("versionId") if q else None
-        return bucket, key, version
+        return addressing.check_bucket(bucket), key, version
 
     def sse_c(self, source: bool = False) -> dict[str, str]:
         """The SSE-C headers that let the gateway read the object upstream: the request's own, or
@@ -142,15 +136,8 @@ class Exchange:
         return canonical_query(first_of_each(raw)) if raw else ""
 
     def forwarded_headers(self) -> dict[str, str]:
-        out = {}
-        for k, v in self.headers.items():
-            if k in _DROP_REQUEST or k.startswith("cf-"):
-                continue
-            if k == "content-encoding":
-                v = ",".join(p for p in (s.strip() for s in v.split(",")) if p and p != "aws-chunked")
-                if not v:
-                    continue
-            out[k] = v
+        """The request headers that go upstream: the allow-list of :mod:`.forwarding`."""
+        out = forwarding.forwarded(self.headers, self.auth.signed_headers if self.auth else (), self.method)
         if "x-amz-copy-source" in out:
             # re-encoded canonically: the upstream sees one unambiguous spelling of the source
             bucket, key, version = self.copy_source()
@@ -181,6 +168,10 @@ class Exchange:
             gw.metrics.upstream_errors.labels(e.code).inc()
             raise
         gw.metrics.observe_upstream(self.op, time.perf_counter() - t0)
+        rid = resp.headers.get("x-amz-request-id")
+        if rid is not None:
+            prev = self.upstream_request_id
+            self.upstream_request_id = rid if prev is None else f"{prev},{rid}"
         if streaming and body.error is not None:
             resp.close()
             raise body.error

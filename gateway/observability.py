@@ -106,13 +106,15 @@ class AccessLog:
 
     def request(self, request_id: str, access_key_id: str | None, operation: str, method: str,
                 bucket: str | None, key: str | None, status: int, upstream_status: int | None,
-                bytes_in: int, bytes_out: int, duration_ms: float, features: list[str] | None) -> None:
+                bytes_in: int, bytes_out: int, duration_ms: float, features: list[str] | None,
+                upstream_request_id: str | None = None) -> None:
         if key and ("=" in key or ":" in key):
             key = redact(key)
         self._buf += orjson.dumps(
             {"event": "request", "request_id": request_id, "access_key_id": access_key_id,
              "operation": operation, "method": method, "bucket": bucket, "key": key, "status": status,
-             "upstream_status": upstream_status, "bytes_in": bytes_in, "bytes_out": bytes_out,
+             "upstream_status": upstream_status, "upstream_request_id": upstream_request_id,
+             "bytes_in": bytes_in, "bytes_out": bytes_out,
              "duration_ms": duration_ms, "features": features, "level": "info",
              "timestamp": self._timestamp()}, option=orjson.OPT_APPEND_NEWLINE)
         if len(self._buf) >= self._buffer_bytes or self._flush_seconds <= 0:

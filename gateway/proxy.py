@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import aiohttp
 
-from . import addressing, observability, post_object, s3xml
+from . import addressing, forwarding, observability, post_object, s3xml
 from .auth.sigv4 import authenticate
 from .errors import S3Error
 from .exchange import Exchange, error_response
@@ -17,7 +17,7 @@ from .observability import log
 from .operations import classify
 from .payload import Ingest
 from .server import Request, StreamResponse
-from .upstream import dialects
+from .upstream import dialects, quirks
 
 if TYPE_CHECKING:
     from .app import Gateway
@@ -51,11 +51,16 @@ async def handle(ex: Exchange) -> StreamResponse:
             # bytes that are not UTF-8 (the server hands them over surrogate-escaped): they can be
             # neither verified nor forwarded as they were sent
             raise S3Error("InvalidArgument", "Header values must be valid UTF-8.")
+    forwarding.check_names(headers)   # no header name an upstream could read as another
     # 1. addressing
     addr = addressing.parse(headers.get("host", ""), ex.raw_path, gw.virtual_host_domains)
     ex.bucket, ex.key = addr.bucket, addr.key
     if ex.bucket == gw.internal_bucket:
         raise S3Error("AccessDenied")
+    if ex.bucket in quirks.OTHER_API_ENTRIES and (gw.upstream.dialect is None
+                                                  or gw.upstream.has(quirks.OTHER_APIS_IN_PATH)):
+        raise S3Error("InvalidBucketName", "The bucket name is reserved by the upstream storage.",
+                      BucketName=ex.bucket)
     if ex.method == "POST" and ex.key is None and ex.bucket and not ex.raw_query \
             and headers.get("content-type", "")[:19].lower() == "multipart/form-data" \
             and "x-amz-request-route" not in headers:
@@ -74,6 +79,8 @@ async def handle(ex: Exchange) -> StreamResponse:
     ex.op = op = classify(ex.method, ex.bucket, ex.key, query, headers)
     # 4. may this key do it?
     source_bucket = ex.copy_source()[0] if "x-amz-copy-source" in headers else None
+    if source_bucket == gw.internal_bucket:
+        raise S3Error("AccessDenied")
     ex.client_key.authorize(op, ex.bucket, source_bucket,
                             creates_bucket=headers.get("cf-create-bucket-if-missing", "").lower() == "true"
                             and op in ("PutObject", "CreateMultipartUpload"))
@@ -156,4 +163,5 @@ async def entry(gw: "Gateway", request: Request) -> StreamResponse:
         gw.metrics.observe_request(ex.op, status, elapsed, ex.bytes_in, ex.bytes_out)
         observability.access_log.request(ex.request_id, ex.auth.access_key_id if ex.auth else None, ex.op,
                                          ex.method, ex.bucket, ex.key, status, ex.upstream_status,
-                                         ex.bytes_in, ex.bytes_out, round(elapsed * 1000, 3), ex.features or None)
+                                         ex.bytes_in, ex.bytes_out, round(elapsed * 1000, 3), ex.features or None,
+                                         ex.upstream_request_id)

@@ -121,3 +121,11 @@ def put_chunked(endpoint: str, bucket: str, key: str, data: bytes, ak: str, sk: 
                        tamper_chunk=tamper_chunk, chunk=chunk)
     assert len(body) == len(probe)
     return send(endpoint, "PUT", path, signed, body)
+
+
+def presign(method: str, url: str, ak: str, sk: str, region: str = "auto", expires: int = 600) -> str:
+    """A presigned URL for ``url`` (botocore's query-string SigV4; only Host is signed)."""
+    from botocore.auth import S3SigV4QueryAuth
+    req = AWSRequest(method=method, url=url, headers={})
+    S3SigV4QueryAuth(Credentials(ak, sk), "s3", region, expires=expires).add_auth(req)
+    return req.url

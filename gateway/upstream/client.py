@@ -135,10 +135,10 @@ class Upstream:
         try:
             try:
                 resp = await issue()
-            except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError):
-                # a pooled keep-alive connection the upstream had already closed: a body we
-                # still hold whole (or none) can be sent again once, on a fresh connection
-                if body is not None and not isinstance(body, (bytes, bytearray)):
+            except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as e:
+                # aiohttp's client resends an idempotent request on a broken keep-alive connection
+                # itself (once, and never a POST); the lean pool leaves the choice here
+                if self._lean is None or not may_resend(req.method, body, e):
                     raise
                 resp = await issue()
         except asyncio.TimeoutError:
@@ -153,6 +153,27 @@ class Upstream:
         if self.dialect is None:
             self.dialect = guess_dialect(resp.headers)
         return resp
+
+
+#: Methods whose request, executed twice, leaves what executing it once leaves (RFC 9110 9.2.2).
+IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
+
+
+def may_resend(method: str, body, error: BaseException) -> bool:
+    """Whether a request whose connection broke may be sent again, once, on another connection.
+
+    Only when no byte of the answer came back (the lean pool's ``ServerDisconnectedError``: the
+    connection ended before any byte), the body is one the gateway still holds whole (or none), and
+    the method is idempotent. A POST
+    (CompleteMultipartUpload, DeleteObjects, CreateMultipartUpload, RestoreObject, …) is never sent
+    twice: the upstream may have executed it before the connection broke. (The lean pool checks a
+    pooled connection for an end the upstream already sent before it writes a POST on it, so a
+    stale keep-alive connection does not fail those.) Its ``ClientOSError`` (the connection broke
+    while a streaming body was being sent) is never resent.
+    """
+    if method not in IDEMPOTENT or not isinstance(error, aiohttp.ServerDisconnectedError):
+        return False
+    return body is None or isinstance(body, (bytes, bytearray))   # a streaming body is gone once sent
 
 
 def guess_dialect(headers) -> str:

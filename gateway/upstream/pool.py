@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import socket
 import ssl as ssl_module
 from typing import AsyncIterator
 
@@ -35,6 +36,10 @@ from .connection import UpstreamConnection
 from .stream import LeanResponse, timeout_waiter
 
 __all__ = ["ConnectError", "LeanPool", "LeanResponse"]
+
+_IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
+_TCP_INFO = getattr(socket, "TCP_INFO", None)
+_TCP_ESTABLISHED = 1
 
 
 class ConnectError(aiohttp.ClientConnectionError):
@@ -76,14 +81,17 @@ class LeanPool:
         return len(self._idle) + len(self._busy) + self._connecting
 
     # -- the pool -------------------------------------------------------------------------------
-    async def _acquire(self) -> UpstreamConnection:
+    async def _acquire(self, check_open: bool = False) -> UpstreamConnection:
+        """A connection: the most recently used idle one, else a new one. ``check_open``: a pooled
+        connection is first checked for an end the upstream already sent, so that a request that
+        must not be sent twice is not written on a connection that is closing."""
         idle = self._idle
         now = self.loop.time()
         while idle:
             conn = idle.pop()
             if conn.closed:
                 continue
-            if now - conn.idle_since > self.keepalive_timeout:
+            if now - conn.idle_since > self.keepalive_timeout or (check_open and not _still_open(conn)):
                 conn.abort()
                 continue
             conn.reused = True
@@ -105,7 +113,7 @@ class LeanPool:
                     except ValueError:
                         pass
                 if idle:
-                    return await self._acquire()
+                    return await self._acquire(check_open)
             if self._closed:
                 raise aiohttp.ClientConnectionError("upstream pool closed")
             self._connecting += 1
@@ -191,7 +199,7 @@ class LeanPool:
         if text.count("\n") != n or text.count("\r") != n:
             raise ValueError("newline in a header")   # no header may smuggle in another
         head = text.encode("utf-8", "surrogateescape")
-        conn = await self._acquire()
+        conn = await self._acquire(method not in _IDEMPOTENT)
         writer = None
         try:
             waiter = conn.begin(method == "HEAD")
@@ -236,3 +244,17 @@ class LeanPool:
             self.release(conn)
             raise
         return resp
+
+
+def _still_open(conn: UpstreamConnection) -> bool:
+    """The upstream has not ended this idle connection: its TCP state is still ESTABLISHED (not
+    CLOSE_WAIT: a FIN the event loop has not read yet). Linux's TCP_INFO; elsewhere, assumed open."""
+    sock = conn.transport.get_extra_info("socket") if conn.transport is not None else None
+    if sock is None:
+        return False
+    if _TCP_INFO is None:
+        return True
+    try:
+        return sock.getsockopt(socket.IPPROTO_TCP, _TCP_INFO, 1)[0] == _TCP_ESTABLISHED
+    except OSError:
+        return False

@@ -23,3 +23,10 @@ CONDITIONAL_WRITES = frozenset({"aws", "minio"})
 
 #: ``If-Match`` compared with the stored ETag without its quotes.
 UNQUOTED_IF_MATCH = frozenset({"ceph"})
+
+#: The first path segment routes a request to another API than S3 (RGW: ``/admin`` is the admin ops
+#: API, which takes S3 signatures — user keys, usage, logs —, ``/swift`` and ``/auth`` Swift): no
+#: client request may go there, whatever bucket it names (see :data:`OTHER_API_ENTRIES`).
+OTHER_APIS_IN_PATH = frozenset({"ceph"})
+#: … and those segments (RGW's defaults for rgw_admin_entry, rgw_swift_url_prefix, rgw_swift_auth_entry).
+OTHER_API_ENTRIES = frozenset({"admin", "swift", "auth"})

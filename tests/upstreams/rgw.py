@@ -13,6 +13,9 @@ Usage::
     rgw.restart_rgw()           # bounce only radosgw, same port, data kept
     rgw.stop()
 
+``CephRGW(dir, ops_log=True)`` turns on RGW's operations log; ``rgw.ops_log()`` reads it
+(tests/upstreams/opslog.py): the record of what radosgw executed, one per request.
+
 Command line (benchmarks)::
 
     python -m tests.upstreams.rgw start --workdir DIR [--memstore-gib 4] [--port N]
@@ -204,6 +207,7 @@ class CephRGW:
         extra_conf: dict[str, dict[str, str]] | None = None,
         debug_rgw: int | str | None = None,
         lc_debug_interval: int | None = None,
+        ops_log: bool = False,
     ) -> None:
         self.workdir = Path(workdir).resolve()
         if memstore_bytes is None:
@@ -216,6 +220,8 @@ class CephRGW:
         self.extra_conf = extra_conf or {}
         self.debug_rgw = debug_rgw
         self.lc_debug_interval = lc_debug_interval
+        # RGW's operations log on a unix socket (tests/upstreams/opslog.py reads it)
+        self.ops_log_enabled = ops_log
         self._access_key: str | None = None
         self._secret_key: str | None = None
         self._procs: dict[str, subprocess.Popen] = {}
@@ -225,6 +231,19 @@ class CephRGW:
         self.start_seconds: float | None = None
 
     # ------------------------------------------------------------------ paths & properties
+    @property
+    def ops_log_socket(self) -> Path:
+        """The unix socket radosgw streams its operations log to (with ``ops_log=True``)."""
+        return self.workdir / "run" / "ops-log.sock"
+
+    def ops_log(self):
+        """A started :class:`tests.upstreams.opslog.OpsLog` reader of this radosgw's operations
+        log (stop it when done; records are sent only while a reader is connected)."""
+        from .opslog import OpsLog
+        if not self.ops_log_enabled:
+            raise CephRGWError("this CephRGW was started without ops_log=True")
+        return OpsLog(self.ops_log_socket).start()
+
     @property
     def conf_path(self) -> Path:
         return self.workdir / "ceph.conf"
@@ -408,6 +427,10 @@ class CephRGW:
             rgw_sect["rgw_enable_lc_threads"] = "true"
             rgw_sect["rgw_lc_debug_interval"] = str(self.lc_debug_interval)
             rgw_sect["rgw_lifecycle_work_time"] = "00:00-23:59"
+        if self.ops_log_enabled:
+            rgw_sect["rgw_enable_ops_log"] = "true"
+            rgw_sect["rgw_ops_log_rados"] = "false"
+            rgw_sect["rgw_ops_log_socket_path"] = str(self.ops_log_socket)
         if self.debug_rgw is not None:
             sections[self.RGW_NAME]["debug_rgw"] = str(self.debug_rgw)
         for sect, opts in self.extra_conf.items():
