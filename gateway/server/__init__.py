@@ -8,7 +8,7 @@ side by side on the whole pipeline (tests/bench/server_ab.py, 1 KiB objects, c=1
 18 % less gateway CPU per GET than aiohttp's ``web.Server`` (docs/architecture.md). Bodies stream
 through ``BodyStream`` (``body``), which aiohttp's multipart reader reads as it reads its own.
 """
-from .protocol import Server
+from .server import Server
 from .request import Request
 from .response import Response, StreamResponse, json_response
 

@@ -1,5 +1,5 @@
-"""One client connection (``Connection``: parse, queue, answer in order) and the ``Server`` that
-owns them all (limits, idle sweeping, graceful shutdown).
+"""One client connection (``Connection``: parse, queue, answer in order); the ``Server`` that owns
+them all (limits, idle sweeping, graceful shutdown) is :mod:`.server`.
 
 Per connection: httptools parses whatever arrives; each complete head becomes a ``Request`` queued
 for the connection's one task, which hands requests to the handler one at a time and writes their
@@ -23,93 +23,22 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from typing import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 import httptools
 
 from ..errors import S3Error
 from ..observability import log
 from .body import EMPTY, BodyStream
-from .request import Request
-from .response import Response, StreamResponse
+from .request import SINGLETON_HEADERS, Request
 
-Handler = Callable[[Request], Awaitable[StreamResponse]]
-Reject = Callable[[S3Error], Response]
+if TYPE_CHECKING:
+    from .server import Server
+
 
 _BODY_LIMIT = 128 * 1024     # body bytes buffered per request before the socket stops being read
 _MAX_QUEUED = 8              # pipelined requests parsed ahead of the one being answered
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
-# headers that may appear once: RFC 9110's singletons (as aiohttp's parser refuses them) and the
-# ones S3 signs or acts on, whose joined form would mean something else upstream
-SINGLETON_HEADERS = frozenset({
-    "content-length", "content-location", "content-range", "content-type", "etag", "host",
-    "max-forwards", "server", "transfer-encoding", "user-agent", "authorization", "expect",
-    "content-md5", "range", "x-amz-date", "x-amz-content-sha256", "x-amz-security-token",
-    "x-amz-copy-source", "x-amz-copy-source-range", "x-amz-decoded-content-length", "x-amz-trailer",
-    "x-amz-sdk-checksum-algorithm", "x-amz-checksum-crc32", "x-amz-checksum-crc32c",
-    "x-amz-checksum-crc64nvme", "x-amz-checksum-sha1", "x-amz-checksum-sha256", "x-amz-acl",
-    "x-amz-storage-class", "x-amz-metadata-directive", "x-amz-server-side-encryption",
-    "x-amz-server-side-encryption-customer-algorithm", "x-amz-server-side-encryption-customer-key",
-    "x-amz-server-side-encryption-customer-key-md5", "if-match", "if-none-match",
-    "if-modified-since", "if-unmodified-since",
-})
-
-
-class Server:
-    """The handler, the limits, and every open connection (for sweeping and shutdown)."""
-
-    def __init__(self, handler: Handler, reject: Reject, *, max_field_bytes: int = 16 * 1024,
-                 max_head_bytes: int = 32 * 1024, max_header_fields: int = 100,
-                 keepalive_timeout: float = 75.0, head_timeout: float = 60.0,
-                 send_timeout: float = 60.0, max_connections: int = 4096,
-                 lingering_time: float = 10.0) -> None:
-        self.handler = handler
-        self.reject = reject
-        self.max_field_bytes = max_field_bytes
-        self.max_head_bytes = max(max_head_bytes, max_field_bytes)
-        self.max_header_fields = max_header_fields
-        self.keepalive_timeout = keepalive_timeout
-        self.head_timeout = head_timeout
-        self.send_timeout = send_timeout
-        self.max_connections = max_connections
-        self.lingering_time = lingering_time
-        self.connections: set[Connection] = set()
-        self.closing = False
-        self.loop: asyncio.AbstractEventLoop | None = None
-        self._sweeper: asyncio.TimerHandle | None = None
-
-    def __call__(self) -> "Connection":
-        """The protocol factory for ``loop.create_server``."""
-        if self.loop is None:
-            self.loop = asyncio.get_running_loop()
-            self._sweep_later()
-        return Connection(self)
-
-    # -- idle and slow connections ---------------------------------------------------------------
-    def _sweep_later(self) -> None:
-        period = max(0.05, min(1.0, self.keepalive_timeout / 4, self.head_timeout / 4))
-        self._sweeper = self.loop.call_later(period, self._sweep)
-
-    def _sweep(self) -> None:
-        now = self.loop.time()
-        for conn in list(self.connections):
-            conn.check_timeouts(now)
-        if not self.closing:
-            self._sweep_later()
-
-    # -- shutdown --------------------------------------------------------------------------------
-    def begin_shutdown(self) -> None:
-        """Every connection closes after the answer it is writing; idle ones close now."""
-        self.closing = True
-        for conn in list(self.connections):
-            if conn.idle:
-                conn.close()
-
-    def abort_all(self) -> None:
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-        for conn in list(self.connections):
-            conn.abort()
 
 
 class Connection(asyncio.Protocol):

@@ -11,6 +11,22 @@ if TYPE_CHECKING:
     from .body import BodyStream
 
 
+# headers that may appear once: RFC 9110's singletons (as aiohttp's parser refuses them) and the
+# ones S3 signs or acts on, whose joined form would mean something else upstream
+SINGLETON_HEADERS = frozenset({
+    "content-length", "content-location", "content-range", "content-type", "etag", "host",
+    "max-forwards", "server", "transfer-encoding", "user-agent", "authorization", "expect",
+    "content-md5", "range", "x-amz-date", "x-amz-content-sha256", "x-amz-security-token",
+    "x-amz-copy-source", "x-amz-copy-source-range", "x-amz-decoded-content-length", "x-amz-trailer",
+    "x-amz-sdk-checksum-algorithm", "x-amz-checksum-crc32", "x-amz-checksum-crc32c",
+    "x-amz-checksum-crc64nvme", "x-amz-checksum-sha1", "x-amz-checksum-sha256", "x-amz-acl",
+    "x-amz-storage-class", "x-amz-metadata-directive", "x-amz-server-side-encryption",
+    "x-amz-server-side-encryption-customer-algorithm", "x-amz-server-side-encryption-customer-key",
+    "x-amz-server-side-encryption-customer-key-md5", "if-match", "if-none-match",
+    "if-modified-since", "if-unmodified-since",
+})
+
+
 class Channel(Protocol):
     """What an answer needs of its connection (``server/protocol.Connection`` provides it)."""
     write_paused: bool
