@@ -431,6 +431,9 @@ def test_copy_source_is_authorised_like_a_read(scoped_gateway, fault_proxy, buck
         with pytest.raises(ClientError) as e:
             fn()
         denied[label] = code_of(e.value)
+    # botocore escapes the '%' of the encoded source once more: decoded once, as S3 does, its
+    # bucket is "%73ec-b-…", not a bucket name at all
+    assert denied.pop("copy from B, encoded bucket") in ("AccessDenied", "InvalidBucketName")
     assert set(denied.values()) == {"AccessDenied"}, denied
     copies = [r for r in fault_proxy.requests if "x-amz-copy-source" in r.headers]
     assert copies == [], [(r.method, r.target, r.headers["x-amz-copy-source"]) for r in copies]
