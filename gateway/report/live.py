@@ -15,7 +15,10 @@ from pathlib import Path
 
 import orjson
 
+from ..addressing import parse_query
+from ..errors import S3Error
 from ..observability import log, request_line, user_agent
+from ..operations import classify
 from .detect import auth_findings
 from .findings import Findings, finding_id
 from .render import document
@@ -54,6 +57,11 @@ class Readiness:
         if features:
             ex.features.extend(features)
             ex.claimed_key_id = key_id
+            if ex.op == "Unknown":   # authentication comes first: the operation is named for the report
+                try:
+                    ex.op = classify(ex.method, ex.bucket, ex.key, parse_query(ex.raw_query), ex.headers)
+                except S3Error:
+                    pass
 
     # -- the report ---------------------------------------------------------------------------
     def document(self) -> dict:

@@ -68,7 +68,7 @@ h2{font-size:17px;margin:26px 0 8px}table{border-collapse:collapse;width:100%;ba
 th,td{border:1px solid #dde1e8;padding:6px 8px;text-align:left;vertical-align:top}
 th{background:#eef1f5;font-weight:600;white-space:nowrap}td.n{text-align:right;white-space:nowrap}
 code{font:12px/1.4 ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;background:#f1f3f6;padding:1px 3px;border-radius:3px;word-break:break-all}
-.k code{word-break:normal;white-space:nowrap}.ua{max-width:340px;word-break:break-word}td.ex{max-width:300px}.kind{display:inline-block;padding:1px 7px;border-radius:10px;font-size:12px;white-space:nowrap}
+.k code{word-break:normal;white-space:nowrap}.ua{max-width:340px;word-break:break-word}td.ex{max-width:280px}td.t{white-space:nowrap;font-size:12px}.kind{display:inline-block;padding:1px 7px;border-radius:10px;font-size:12px;white-space:nowrap}
 .refused{background:#f8d7da;color:#842029}.differs{background:#fff3cd;color:#664d03}.gateway-only{background:#cfe2ff;color:#084298}
 ul.fix{margin:0;padding-left:16px}ul.fix li{margin:0 0 4px}dl dt{font-weight:600;margin-top:10px}dl dd{margin:2px 0 0 18px}
 .muted{color:#6b7280}footer{padding:14px 28px;color:#6b7280;font-size:12px}
@@ -91,6 +91,12 @@ def _fixes(fixes: list[dict]) -> str:
         link = f' <a href="{_e(f["link"])}">docs</a>' if f.get("link") else ""
         items.append(f"<li><b>{_e(f['client'])}</b>: <code>{_e(f['fix'])}</code>{link}</li>")
     return '<ul class="fix">' + "".join(items) + "</ul>"
+
+
+def _when(stamp: str) -> str:
+    """``2026-01-02T03:04:05Z`` as date over time, in UTC."""
+    date, _, clock = stamp.partition("T")
+    return f"{_e(date)}<br>{_e(clock.rstrip('Z'))} UTC" if clock else _e(stamp)
 
 
 def _short_ua(ua: str) -> str:
@@ -125,7 +131,7 @@ def html(doc: dict) -> bytes:
             out.append(f"<tr><td><code>{_e(a['access_key_id'] or '(none)')}</code></td>"
                        f'<td class="ua">{_e(a["user_agent"] or "(none)")}</td><td>{_kind(a["kind"])}</td>'
                        f"<td>{', '.join(f'<code>{_e(x)}</code>' for x in a['findings'])}</td>"
-                       f'<td class="n">{a["count"]}</td><td class="n">{_e(a["last_seen"])}</td></tr>')
+                       f'<td class="n">{a["count"]}</td><td class="t">{_when(a["last_seen"])}</td></tr>')
         out.append("</tbody></table>")
     out += ["<h2>Findings</h2>"]
     if not doc["findings"]:
@@ -147,15 +153,18 @@ def html(doc: dict) -> bytes:
                 anchor = "fix-" + slug(f["finding"])
                 fixes.setdefault(anchor, f)
                 links.append(f'<a href="#{_e(anchor)}">fix</a>')
-            example = (f"<code>{_e(ex.get('request'))}</code><br><span class=\"muted\">→ {_e(ex.get('status'))}"
+            request = ex.get("request") or ""
+            if len(request) > 120:
+                request = request[:120] + "…"
+            example = (f"<code title=\"{_e(ex.get('request'))}\">{_e(request)}</code><br><span class=\"muted\">→ {_e(ex.get('status'))}"
                        f"{' ' + _e(ex.get('error_code')) if ex.get('error_code') else ''}"
                        f" · {_e(ex.get('request_id'))}</span>") if ex else ""
             out.append(
                 f"<tr><td><b>{_e(f['title'])}</b><br><code>{_e(f['finding'])}</code></td><td>{_kind(f['kind'])}</td>"
                 f"<td>{_e(f['operation'])}</td><td class=\"k\"><code>{_e(f['access_key_id'] or '(none)')}</code></td>"
                 f"<td>{_short_ua(f['user_agent'])}</td><td>{_e(f['bucket'] or '—')}</td>"
-                f'<td class="n">{f["count"]}</td><td class="n">{_e(f["first_seen"])}</td>'
-                f'<td class="n">{_e(f["last_seen"])}</td><td class="ex">{example}</td>'
+                f'<td class="n">{f["count"]}</td><td class="t">{_when(f["first_seen"])}</td>'
+                f'<td class="t">{_when(f["last_seen"])}</td><td class="ex">{example}</td>'
                 f"<td>{'<br>'.join(links) or '—'}</td></tr>")
         out.append("</tbody></table>")
         out += ["<h2>What R2 says</h2>", "<p>The rows of the compatibility profile the findings come from "
