@@ -53,7 +53,7 @@ def _run_workers(settings) -> int:
         if pid == 0:
             code = 1
             try:
-                code = _serve_one(settings, reuse_port=True, quiet=i > 0)
+                code = _serve_one(_worker_settings(settings, i), reuse_port=True, quiet=i > 0)
             finally:
                 os._exit(code)
         children.append(pid)
@@ -77,6 +77,15 @@ def _run_workers(settings) -> int:
                 continue
         code = code or os.waitstatus_to_exitcode(status)
     return code
+
+
+def _worker_settings(settings, i: int):
+    """Worker ``i``'s settings: its own readiness state file (``<state_file>.<i>``)."""
+    report = settings.report
+    if report.state_file is None:
+        return settings
+    own = report.model_copy(update={"state_file": report.state_file.with_name(f"{report.state_file.name}.{i}")})
+    return settings.model_copy(update={"report": own})
 
 
 def _run_check(args) -> int:

@@ -173,7 +173,7 @@ class Settings(_Model):
     splice: bool = True
     # access lines are written in batches: at most this long after the first of a batch (0: at once)
     access_log_flush_seconds: float = Field(0.1, ge=0, le=10)
-    # gateway: the gateway's own fields; r2: records shaped like R2's Data Access Logs (docs/logs.md)
+    # gateway: the gateway's own fields; r2: records shaped like R2's Data Access Logs (docs/observability.md)
     access_log_format: Literal["gateway", "r2"] = "gateway"
     report: Report = Report()
     # R2 billing preview: r2gw_r2_operations_total{bucket, class} (Class A / Class B operations)

@@ -119,7 +119,7 @@ class AccessLog:
 
     ``shape``: ``gateway`` (the fields below) or ``r2``, a record in the shape of R2's Data Access
     Logs (``action``, ``actor.accessKeyId``, ``interface``, ``resource.bucket``/``key``, ``status``,
-    ``bytes``) with the gateway's own fields under ``r2gw`` (docs/logs.md).
+    ``bytes``) with the gateway's own fields under ``r2gw`` (docs/observability.md).
 
     A line for a request with readiness findings (``features``) also carries ``request``, its
     request line (credentials left out), and, when its authentication failed, ``claimed_key_id``:

@@ -33,6 +33,7 @@ class Readiness:
         self.findings = Findings(cfg.max_rows)
         self.state_file: Path | None = Path(cfg.state_file) if cfg.state_file else None
         self.save_seconds = cfg.save_seconds
+        self.workers = settings.workers   # > 1: state_file is this worker's ``<file>.<i>`` (cli.py)
         self._dirty = False
         self._task: asyncio.Task | None = None
 
@@ -77,12 +78,13 @@ class Readiness:
 
     def _sibling_states(self) -> list[Findings]:
         path = self.state_file
-        if path is None or not path.suffix[1:].isdigit():
+        if path is None or self.workers <= 1 or not path.suffix[1:].isdigit():
             return []
         base = path.with_suffix("")
         out = []
-        for other in sorted(base.parent.glob(base.name + ".*")):
-            if other != path and other.suffix[1:].isdigit():
+        for i in range(self.workers):
+            other = base.with_name(f"{base.name}.{i}")
+            if other != path:
                 loaded = _load(other, self.findings.max_rows)
                 if loaded is not None:
                     out.append(loaded)
