@@ -106,8 +106,12 @@ class Readiness:
             await asyncio.sleep(self.save_seconds)
             if self._dirty:
                 self._dirty = False
-                data = orjson.dumps(self.findings.to_state())
-                await asyncio.to_thread(self._write, data)
+                try:
+                    data = orjson.dumps(self.findings.to_state())
+                    await asyncio.to_thread(self._write, data)
+                except Exception:   # the next round tries again; requests never see it
+                    self._dirty = True
+                    log.exception("readiness_state_not_saved", path=str(self.state_file))
 
     def stop(self) -> None:
         """At shutdown: the last save."""
