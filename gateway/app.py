@@ -13,6 +13,7 @@ import ssl
 from aiohttp import web
 
 from .auth.keys import Key, KeyStore
+from .billing import Billing, load_classes
 from .config import Settings
 from .extensions import default_extensions
 from . import observability
@@ -22,6 +23,8 @@ from .embedded import EmbeddedUpstream
 from .exchange import error_response, new_request_id
 from .internal import InternalEndpoints
 from .proxy import entry
+from .report import endpoint as report_endpoint
+from .report.live import Readiness
 from .rules import response as response_rules
 from .rules.mode import Rules
 from .rules.profile import load_profile
@@ -56,6 +59,12 @@ class Gateway:
         self.upstream: Upstream | None = None
         self.draining = False
         self.internal = InternalEndpoints(self)
+        # the readiness report (gateway/report/) and the R2 billing preview (gateway/billing.py)
+        self.readiness = Readiness(settings, self.profile)
+        report_endpoint.install(self)
+        self.billing = Billing(load_classes()) if settings.billing_metrics else None
+        if self.billing is not None:
+            self.metrics.registry.register(self.billing)
 
     # -- lifecycle -----------------------------------------------------------------------------
     async def start(self) -> None:
@@ -153,6 +162,7 @@ async def serve(settings: Settings, *, reuse_port: bool = False, ready_fd: int |
     """Run until SIGTERM/SIGINT, then drain: stop accepting, finish in-flight requests, exit 0."""
     gateway = Gateway(settings)
     await gateway.start()
+    await gateway.readiness.start()
     server = build_server(gateway)
     # what start-up made lives as long as the process: out of the cycle collector's sight, so that
     # a full collection (rare: requests leave no cycles, tests/integration/test_no_cycles.py) does
@@ -177,6 +187,7 @@ async def serve(settings: Settings, *, reuse_port: bool = False, ready_fd: int |
     if settings.metrics.enabled and settings.metrics.listen:
         mapp = web.Application()
         mapp.router.add_get("/metrics", gateway.internal.metrics_aiohttp)
+        report_endpoint.install_aiohttp(gateway, mapp)
         metrics_runner = web.AppRunner(mapp, access_log=None)
         await metrics_runner.setup()
         host, port = _split(settings.metrics.listen)
@@ -194,6 +205,7 @@ async def serve(settings: Settings, *, reuse_port: bool = False, ready_fd: int |
     await stop.wait()
     await drain(listeners, server, gateway, settings.drain_timeout)
     observability.access_log.flush()
+    gateway.readiness.stop()   # the findings' last save
     await gateway.stop()
     if metrics_runner is not None:
         await metrics_runner.cleanup()

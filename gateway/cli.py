@@ -1,4 +1,4 @@
-"""``r2-gateway``: serve · compat · check-config."""
+"""``r2-gateway``: serve · compat · check-config · report."""
 from __future__ import annotations
 
 import argparse
@@ -19,7 +19,8 @@ def _run_serve(args) -> int:
     if args.workers is not None:
         settings = settings.model_copy(update={"workers": args.workers})
     from .observability import configure_logging
-    configure_logging(settings.log_level, access_flush_seconds=settings.access_log_flush_seconds)
+    configure_logging(settings.log_level, access_flush_seconds=settings.access_log_flush_seconds,
+                      access_shape=settings.access_log_format)
     if settings.workers > 1:
         return _run_workers(settings)
     return _serve_one(settings)
@@ -52,7 +53,7 @@ def _run_workers(settings) -> int:
         if pid == 0:
             code = 1
             try:
-                code = _serve_one(settings, reuse_port=True, quiet=i > 0)
+                code = _serve_one(_worker_settings(settings, i), reuse_port=True, quiet=i > 0)
             finally:
                 os._exit(code)
         children.append(pid)
@@ -76,6 +77,15 @@ def _run_workers(settings) -> int:
                 continue
         code = code or os.waitstatus_to_exitcode(status)
     return code
+
+
+def _worker_settings(settings, i: int):
+    """Worker ``i``'s settings: its own readiness state file (``<state_file>.<i>``)."""
+    report = settings.report
+    if report.state_file is None:
+        return settings
+    own = report.model_copy(update={"state_file": report.state_file.with_name(f"{report.state_file.name}.{i}")})
+    return settings.model_copy(update={"report": own})
 
 
 def _run_check(args) -> int:
@@ -114,6 +124,46 @@ def _run_compat(args) -> int:
     return 0
 
 
+def _run_report(args) -> int:
+    """The readiness report from access logs, as the live /report would show it."""
+    from .report.offline import from_lines
+    from .report.render import document, html
+    from .rules.profile import ProfileError, load_profile
+    try:
+        settings = config.load(args.config) if args.config else None
+        profile = load_profile(args.profile or (settings.profile if settings else "r2"))
+    except (config.ConfigError, ProfileError) as e:
+        print(f"r2-gateway: {e}", file=sys.stderr)
+        return 2
+    findings, records = None, 0
+    max_rows = settings.report.max_rows if settings else 2000
+    for path in args.source:
+        try:
+            f = sys.stdin.buffer if path == "-" else open(path, "rb")
+        except OSError as e:
+            print(f"r2-gateway: {path}: {e.strerror}", file=sys.stderr)
+            return 2
+        with f:
+            found, n = from_lines(f, profile, max_rows)
+        records += n
+        if findings is None:
+            findings = found
+        else:
+            findings.merge(found)
+    if not records:
+        print(f"r2-gateway: no access record in {', '.join(args.source)}", file=sys.stderr)
+        return 1
+    doc = document(findings, profile, mode=settings.mode if settings else "unknown", source="access-log")
+    doc["records"] = records
+    if args.format == "json":
+        import orjson
+        sys.stdout.buffer.write(orjson.dumps(doc, option=orjson.OPT_INDENT_2) + b"\n")
+    else:
+        sys.stdout.buffer.write(html(doc))
+    sys.stdout.flush()
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="r2-gateway", description="Cloudflare R2's S3 dialect in front of any S3 store")
     sub = p.add_subparsers(dest="command", required=True)
@@ -130,6 +180,13 @@ def main(argv: list[str] | None = None) -> int:
     k.add_argument("--config", "-c")
     k.add_argument("--format", choices=("markdown", "json"), default="markdown")
     k.set_defaults(func=_run_compat)
+    r = sub.add_parser("report", help="the readiness report (will my app work on R2?) from access logs")
+    r.add_argument("--from", dest="source", action="append", required=True, metavar="ACCESS_LOG",
+                   help="a gateway log file (repeatable; - reads standard input)")
+    r.add_argument("--format", choices=("html", "json"), default="html")
+    r.add_argument("--profile", help="profile name or path (default: the configured one, else r2)")
+    r.add_argument("--config", "-c", help="the gateway's config (profile, mode, report.max_rows)")
+    r.set_defaults(func=_run_report)
     args = p.parse_args(argv)
     return args.func(args)
 

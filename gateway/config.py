@@ -133,6 +133,18 @@ class Metrics(_Model):
     listen: str = ""
 
 
+class Report(_Model):
+    """The readiness report (gateway/report/): findings kept in memory, served beside /metrics."""
+    enabled: bool = True
+    # where the findings are kept across restarts (written atomically, every save_seconds and at
+    # shutdown); none: in memory only
+    state_file: Path | None = None
+    save_seconds: float = Field(60.0, gt=0)
+    # rows kept (finding × operation × client key × user agent × bucket); beyond, rows fold into
+    # one per finding and operation
+    max_rows: int = Field(2000, ge=10, le=100_000)
+
+
 class Settings(_Model):
     listen: str = "127.0.0.1:8080"
     tls: TLS = TLS()
@@ -161,6 +173,11 @@ class Settings(_Model):
     splice: bool = True
     # access lines are written in batches: at most this long after the first of a batch (0: at once)
     access_log_flush_seconds: float = Field(0.1, ge=0, le=10)
+    # gateway: the gateway's own fields; r2: records shaped like R2's Data Access Logs (docs/observability.md)
+    access_log_format: Literal["gateway", "r2"] = "gateway"
+    report: Report = Report()
+    # R2 billing preview: r2gw_r2_operations_total{bucket, class} (Class A / Class B operations)
+    billing_metrics: bool = False
 
     _check_listen = field_validator("listen")(lambda cls, v: v if v == "" else _hostport(v))
 

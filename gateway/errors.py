@@ -76,6 +76,16 @@ class GatewayError(Exception):
     """Root of every exception the gateway raises on purpose."""
 
 
+class ClientClosed(ConnectionResetError):
+    """The client went away (or stopped reading) while it was being answered: nothing more can be
+    sent. Logged as status 499, as nginx does; never counted as an upstream failure."""
+
+
+class UpstreamBroken(ConnectionResetError):
+    """The upstream's body broke off after the answer's head had been sent: the client's
+    connection is cut (a short body must never pass for a whole one). Logged as status 502."""
+
+
 class S3Error(GatewayError):
     """An S3 error that is also a response: raising it answers the request.
 

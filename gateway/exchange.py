@@ -15,7 +15,7 @@ from multidict import CIMultiDict
 from . import addressing, forwarding
 from .auth.canonical import AuthResult, canonical_query, uri_encode
 from .auth.presign import strip_presign_params
-from .errors import S3Error
+from .errors import ClientClosed, S3Error, UpstreamBroken
 from .observability import log
 from .payload import Ingest
 from .server import Request, Response, StreamResponse
@@ -57,7 +57,7 @@ class Exchange:
     __slots__ = ("gw", "request", "request_id", "method", "raw_path", "raw_query", "headers", "bucket",
                  "key", "query", "op", "auth", "client_key", "ingest", "body", "upstream_status",
                  "bytes_in", "bytes_out", "started", "upstream_headers", "features", "response_headers",
-                 "query_override", "upstream_request_id")
+                 "query_override", "upstream_request_id", "claimed_key_id")
 
     def __init__(self, gw: "Gateway", request: Request) -> None:
         self.gw = gw
@@ -85,6 +85,8 @@ class Exchange:
         self.query_override: str | None = None
         # the upstream's x-amz-request-id of each call this request made, comma-separated
         self.upstream_request_id: str | None = None
+        # the access key id a request named that failed authentication (readiness findings only)
+        self.claimed_key_id: str | None = None
 
     # -- what the upstream is asked ------------------------------------------------------------
     @property
@@ -165,7 +167,7 @@ class Exchange:
         except S3Error as e:
             if streaming and body.error is not None:
                 raise body.error from None
-            gw.metrics.upstream_errors.labels(e.code).inc()
+            gw.metrics.upstream_failed(e.code)
             raise
         gw.metrics.observe_upstream(self.op, time.perf_counter() - t0)
         rid = resp.headers.get("x-amz-request-id")
@@ -207,8 +209,10 @@ class Exchange:
                 if self._can_splice(resp, out):
                     return await self._relay_spliced(resp, out)
                 async for data in resp.content.iter_any():
-                    self.bytes_out += len(data)
                     await out.write(data)
+                    self.bytes_out += len(data)
+            except ClientClosed:
+                raise   # the client hung up (logged 499): the upstream was fine
             except (aiohttp.ClientError, OSError) as e:
                 # The upstream broke mid-body: break the client's connection too, so a short body
                 # can never pass for a complete one.
@@ -216,7 +220,7 @@ class Exchange:
                 log.warning("upstream_stream_broken", request_id=self.request_id, error=type(e).__name__)
                 if self.request.transport is not None:
                     self.request.transport.abort()
-                raise ConnectionResetError("upstream stream broken") from None
+                raise UpstreamBroken("upstream stream broken") from None
             await out.write_eof()
             return out
         finally:
@@ -232,14 +236,19 @@ class Exchange:
     async def _relay_spliced(self, resp: LeanResponse, out: StreamResponse) -> StreamResponse:
         async def before(pieces: list[bytes]) -> None:
             for piece in pieces:
-                self.bytes_out += len(piece)
                 await out.write(piece)
+                self.bytes_out += len(piece)
             await out.send_head()   # and nothing left in the client transport's buffer
 
-        self.bytes_out += await resp.splice_to(self.request.transport.get_extra_info("socket"), before,
-                                               self.gw.settings.limits.client_send_timeout)
+        # counted as the kernel moves them, so a client that hangs up mid-body is logged with
+        # the bytes it was sent
+        await resp.splice_to(self.request.transport.get_extra_info("socket"), before,
+                             self.gw.settings.limits.client_send_timeout, self._sent)
         await out.write_eof()
         return out
+
+    def _sent(self, n: int) -> None:
+        self.bytes_out += n
 
 
 def first_of_each(raw_query: str) -> str:

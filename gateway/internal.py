@@ -66,9 +66,11 @@ class InternalEndpoints:
         try:
             resp = await asyncio.wait_for(self.gw.upstream.send(UpstreamRequest("HEAD", _PROBE_PATH)), 5)
             resp.release()
-            return resp.status < 500
+            ok = resp.status < 500
         except Exception:
-            return False
+            ok = False
+        self.gw.metrics.upstream_ok = ok
+        return ok
 
     async def metrics(self, request: Request) -> Response:
         body, ctype = self.gw.metrics_body()

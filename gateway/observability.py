@@ -41,7 +41,8 @@ def _scrub(_, __, event: dict) -> dict:
     return event
 
 
-def configure_logging(level: str = "info", stream=None, access_flush_seconds: float = 0.1) -> None:
+def configure_logging(level: str = "info", stream=None, access_flush_seconds: float = 0.1,
+                      access_shape: str = "gateway") -> None:
     stream = stream or sys.stderr
     logging.basicConfig(level=_LEVELS[level], stream=stream, format="%(message)s", force=True)
     structlog.configure(
@@ -70,10 +71,40 @@ def configure_logging(level: str = "info", stream=None, access_flush_seconds: fl
     logging.getLogger("aiohttp.access").disabled = True
     global access_log
     access_log.flush()
-    access_log = AccessLog(getattr(stream, "buffer", None), flush_seconds=access_flush_seconds)
+    access_log = AccessLog(getattr(stream, "buffer", None), flush_seconds=access_flush_seconds,
+                           shape=access_shape)
 
 
 log = structlog.get_logger("r2gw")
+
+
+_AUTH_QUERY = ("X-Amz-Signature=", "X-Amz-Security-Token=", "Signature=", "X-Amz-Credential=")
+MAX_USER_AGENT = 512   # a longer User-Agent is cut here, in the access line and in the report
+
+
+def request_line(method: str, raw_path: str, raw_query: str) -> str:
+    """``METHOD /path?query`` as the client sent it, with the query's credentials left out (a
+    presigned URL's signature, credential and session token): safe to log and to show."""
+    if raw_query:
+        if "=" in raw_query and any(p in raw_query for p in _AUTH_QUERY):
+            raw_query = "&".join(p.partition("=")[0] + "=<redacted>" if p.startswith(_AUTH_QUERY) else p
+                                 for p in raw_query.split("&"))
+        line = f"{method} {raw_path}?{raw_query}"
+    else:
+        line = f"{method} {raw_path}"
+    if len(line) > 2048:
+        line = line[:2048] + "…"
+    return redact(line)
+
+
+def user_agent(headers) -> str | None:
+    """The request's User-Agent as it is logged and reported: cut at MAX_USER_AGENT, scrubbed."""
+    ua = headers.get("user-agent")
+    if ua is None:
+        return None
+    if len(ua) > MAX_USER_AGENT:
+        ua = ua[:MAX_USER_AGENT]
+    return redact(ua) if "=" in ua or ":" in ua else ua
 
 
 class AccessLog:
@@ -83,11 +114,20 @@ class AccessLog:
     renders the same fields (``event``, ``level``, ``timestamp``, then the request's) with orjson
     into a buffer. The buffer is written out when it holds ``buffer_bytes``, ``flush_seconds``
     after its first line, and at shutdown — as nginx's ``access_log … buffer= flush=`` does — so
-    a busy gateway makes one write for many requests instead of one each. Only the object key is
-    client-chosen text, so only it is scrubbed.
+    a busy gateway makes one write for many requests instead of one each. Only the object key and
+    the User-Agent are client-chosen text, so only they are scrubbed.
+
+    ``shape``: ``gateway`` (the fields below) or ``r2``, a record in the shape of R2's Data Access
+    Logs (``action``, ``actor.accessKeyId``, ``interface``, ``resource.bucket``/``key``, ``status``,
+    ``bytes``) with the gateway's own fields under ``r2gw`` (docs/observability.md).
+
+    A line for a request with readiness findings (``features``) also carries ``request``, its
+    request line (credentials left out), and, when its authentication failed, ``claimed_key_id``:
+    what ``r2-gateway report --from`` needs to build the report from logs alone.
     """
 
-    def __init__(self, stream=None, *, flush_seconds: float = 0.1, buffer_bytes: int = 64 * 1024) -> None:
+    def __init__(self, stream=None, *, flush_seconds: float = 0.1, buffer_bytes: int = 64 * 1024,
+                 shape: str = "gateway") -> None:
         self._stream = stream or sys.stderr.buffer
         self._buf = bytearray()
         self._flush_seconds = flush_seconds
@@ -95,6 +135,8 @@ class AccessLog:
         self._timer: asyncio.TimerHandle | None = None
         self._second = -1
         self._stamp = ""
+        self.shape = shape
+        self._render = self._r2_record if shape == "r2" else self._gateway_record
 
     def _timestamp(self) -> str:
         now = time.time()
@@ -104,19 +146,10 @@ class AccessLog:
             self._stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec))
         return f"{self._stamp}.{int((now - sec) * 1e6):06d}Z"
 
-    def request(self, request_id: str, access_key_id: str | None, operation: str, method: str,
-                bucket: str | None, key: str | None, status: int, upstream_status: int | None,
-                bytes_in: int, bytes_out: int, duration_ms: float, features: list[str] | None,
-                upstream_request_id: str | None = None) -> None:
-        if key and ("=" in key or ":" in key):
-            key = redact(key)
-        self._buf += orjson.dumps(
-            {"event": "request", "request_id": request_id, "access_key_id": access_key_id,
-             "operation": operation, "method": method, "bucket": bucket, "key": key, "status": status,
-             "upstream_status": upstream_status, "upstream_request_id": upstream_request_id,
-             "bytes_in": bytes_in, "bytes_out": bytes_out,
-             "duration_ms": duration_ms, "features": features, "level": "info",
-             "timestamp": self._timestamp()}, option=orjson.OPT_APPEND_NEWLINE)
+    def request(self, ex, status: int, error_code: str | None, duration_ms: float) -> None:
+        """One answered request (``ex``: its Exchange)."""
+        self._buf += orjson.dumps(self._render(ex, status, error_code, duration_ms),
+                                  option=orjson.OPT_APPEND_NEWLINE)
         if len(self._buf) >= self._buffer_bytes or self._flush_seconds <= 0:
             self.flush()
         elif self._timer is None:
@@ -126,6 +159,45 @@ class AccessLog:
                 self.flush()
                 return
             self._timer = loop.call_later(self._flush_seconds, self.flush)
+
+    @staticmethod
+    def _client_text(ex) -> tuple[str | None, str | None]:
+        key = ex.key
+        if key and ("=" in key or ":" in key):
+            key = redact(key)
+        return key, user_agent(ex.headers)
+
+    def _gateway_record(self, ex, status: int, error_code: str | None, duration_ms: float) -> dict:
+        key, ua = self._client_text(ex)
+        auth = ex.auth
+        rec = {"event": "request", "request_id": ex.request_id,
+               "access_key_id": auth.access_key_id if auth is not None else None,
+               "operation": ex.op, "method": ex.method, "bucket": ex.bucket, "key": key, "status": status,
+               "error_code": error_code, "upstream_status": ex.upstream_status,
+               "upstream_request_id": ex.upstream_request_id, "bytes_in": ex.bytes_in,
+               "bytes_out": ex.bytes_out, "duration_ms": duration_ms, "features": ex.features or None,
+               "user_agent": ua, "level": "info", "timestamp": self._timestamp()}
+        if ex.features:
+            rec["request"] = request_line(ex.method, ex.raw_path, ex.raw_query)
+            if ex.claimed_key_id is not None:
+                rec["claimed_key_id"] = ex.claimed_key_id
+        return rec
+
+    def _r2_record(self, ex, status: int, error_code: str | None, duration_ms: float) -> dict:
+        key, ua = self._client_text(ex)
+        auth = ex.auth
+        extra = {"method": ex.method, "upstreamStatus": ex.upstream_status,
+                 "upstreamRequestId": ex.upstream_request_id, "bytesIn": ex.bytes_in,
+                 "bytesOut": ex.bytes_out, "userAgent": ua, "features": ex.features or None}
+        if ex.features:
+            extra["request"] = request_line(ex.method, ex.raw_path, ex.raw_query)
+            if ex.claimed_key_id is not None:
+                extra["claimedKeyId"] = ex.claimed_key_id
+        return {"timestamp": self._timestamp(), "requestId": ex.request_id, "action": ex.op,
+                "interface": "S3", "status": status, "errorCode": error_code,
+                "actor": {"accessKeyId": auth.access_key_id if auth is not None else None},
+                "resource": {"bucket": ex.bucket, "key": key},
+                "bytes": ex.bytes_in + ex.bytes_out, "durationMs": duration_ms, "r2gw": extra}
 
     def flush(self) -> None:
         if self._timer is not None:
@@ -230,6 +302,11 @@ class Metrics:
                                 "operation and feature (counted in enforce and audit modes).",
                                 ["operation", "feature", "mode"], registry=r)
         self.upstream_pool = Gauge("r2gw_upstream_connections", "Connections open to the upstream.", registry=r)
+        # the last exchange with the upstream: answered (1), or unreachable / timed out (0)
+        self.upstream_ok = True
+        Gauge("r2gw_upstream_up", "1 if the upstream answered the last request sent to it (or the last "
+              "readiness probe), 0 if it was unreachable or timed out.",
+              registry=r).set_function(lambda: 1.0 if self.upstream_ok else 0.0)
 
     def observe_request(self, operation: str, status: int, seconds: float, received: int, sent: int) -> None:
         """Count one answered request."""
@@ -242,6 +319,13 @@ class Metrics:
 
     def observe_upstream(self, operation: str, seconds: float) -> None:
         self.upstream_latency.observe(operation, seconds)
+        self.upstream_ok = True
+
+    def upstream_failed(self, reason: str) -> None:
+        """The upstream could not be asked (unreachable, timeout) or failed (5xx, a broken body)."""
+        self.upstream_errors.labels(reason).inc()
+        if reason in ("ServiceUnavailable", "GatewayTimeout"):
+            self.upstream_ok = False
 
     def render(self) -> tuple[bytes, str]:
         return generate_latest(self.registry), CONTENT_TYPE_LATEST

@@ -11,7 +11,7 @@ import aiohttp
 
 from . import addressing, forwarding, observability, post_object, s3xml
 from .auth.sigv4 import authenticate
-from .errors import S3Error
+from .errors import S3Error, UpstreamBroken
 from .exchange import Exchange, error_response
 from .observability import log
 from .operations import classify
@@ -135,6 +135,7 @@ async def entry(gw: "Gateway", request: Request) -> StreamResponse:
     ex = Exchange(gw, request)
     gw.in_flight += 1
     status = 500
+    error_code = None
     try:
         try:
             resp = await handle(ex)
@@ -143,13 +144,20 @@ async def entry(gw: "Gateway", request: Request) -> StreamResponse:
             # (bounded by its lingering time): closing at once would reset the connection and
             # could destroy the answer before the client reads it
             resp = error_response(ex.method, err, ex.request_id, ex.raw_path)
+            error_code = err.code
+            if ex.auth is None and gw.readiness.enabled:
+                gw.readiness.refused_auth(ex)   # SigV2, presigned expiry over 7 days: findings too
             _drop_tracebacks(err)
+        except UpstreamBroken:
+            status = 502   # the head had gone out: the client's connection was cut
+            raise
         except (ConnectionResetError, aiohttp.ClientConnectionResetError):
-            status = 499
+            status = 499   # the client closed the connection (nginx's code)
             raise
         except Exception as err:
             log.exception("unhandled_error", request_id=ex.request_id, operation=ex.op)
             resp = error_response(ex.method, S3Error("InternalError"), ex.request_id, ex.raw_path)
+            error_code = "InternalError"
             _drop_tracebacks(err)
         status = resp.status
         if gw.draining:
@@ -161,7 +169,8 @@ async def entry(gw: "Gateway", request: Request) -> StreamResponse:
         if ex.ingest is not None and ex.body is ex.ingest:
             ex.bytes_in = ex.ingest._verifier.received
         gw.metrics.observe_request(ex.op, status, elapsed, ex.bytes_in, ex.bytes_out)
-        observability.access_log.request(ex.request_id, ex.auth.access_key_id if ex.auth else None, ex.op,
-                                         ex.method, ex.bucket, ex.key, status, ex.upstream_status,
-                                         ex.bytes_in, ex.bytes_out, round(elapsed * 1000, 3), ex.features or None,
-                                         ex.upstream_request_id)
+        observability.access_log.request(ex, status, error_code, round(elapsed * 1000, 3))
+        if ex.features and gw.readiness.enabled:
+            gw.readiness.record(ex, status, error_code)
+        if gw.billing is not None:
+            gw.billing.count(ex.op, ex.bucket)

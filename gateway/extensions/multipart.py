@@ -1,7 +1,9 @@
 """Multipart uploads as R2 has them, on upstreams that differ.
 
 - CompleteMultipartUpload: R2 requires every part but the last to have the same size (and the
-  last to be no larger); otherwise ``InvalidPart``. One ListParts before completing checks it.
+  last to be no larger); otherwise ``InvalidPart``. One ListParts before completing checks it, in
+  the rules' mode (enforce refuses, audit reports the ``part-sizes`` finding and completes, off
+  does not look).
 - ``?partNumber=N`` on GetObject/HeadObject: Ceph RGW 16 ignores it and returns the whole object.
   For such upstreams the gateway records, when it completes an upload, the part size and count in
   a small JSON object in its internal bucket (hidden from clients), and serves ``partNumber=N`` as
@@ -16,6 +18,7 @@ import re
 from .. import s3xml
 from ..auth.canonical import uri_encode
 from ..errors import S3Error
+from ..rules.enforce import Violation
 from ..upstream.responses import read_capped
 from ..upstream import quirks
 
@@ -67,7 +70,8 @@ def _record_path(ex, bucket: str, key: str) -> str:
 
 async def complete(ex, proceed):
     record = ex.gw.upstream.has(quirks.IGNORES_PART_NUMBER)
-    if not (_uniform(ex.gw.profile) or record) or not isinstance(ex.body, bytes):
+    uniform = _uniform(ex.gw.profile) and ex.gw.rules.mode != "off"
+    if not (uniform or record) or not isinstance(ex.body, bytes):
         return await proceed(ex)
     numbers = _requested_parts(ex.body)
     sizes = await _part_sizes(ex)
@@ -75,8 +79,10 @@ async def complete(ex, proceed):
     if not numbers or None in chosen:
         return await proceed(ex)  # the upstream names the missing part (InvalidPart)
     part_size = chosen[0]
-    if _uniform(ex.gw.profile) and (any(s != part_size for s in chosen[:-1]) or chosen[-1] > part_size):
-        raise S3Error("InvalidPart", "All non-trailing parts must have the same length.")
+    if uniform and (any(s != part_size for s in chosen[:-1]) or chosen[-1] > part_size):
+        # in the rules' mode: enforce refuses as R2 does, audit lets it through and reports it
+        ex.gw.rules.report(ex, [Violation("part-sizes", S3Error(
+            "InvalidPart", "All non-trailing parts must have the same length."))])
     resp = await proceed(ex)
     if record and resp.status == 200 and len(numbers) > 1:
         await _save_record(ex, {"parts": len(numbers), "part_size": part_size, "size": sum(chosen)})

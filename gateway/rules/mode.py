@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ..observability import log
+from ..report.detect import Observers
 from .enforce import check
 from .profile import Profile
 
@@ -17,12 +18,17 @@ class Rules:
         self.profile = profile
         self.mode = mode
         self._rejected = metrics.rejected
+        # what the provider would do differently with what passes (reported, never refused)
+        self.observers = Observers.for_profile(profile) if mode != "off" else None
 
     def apply(self, ex: "Exchange") -> None:
-        """The request's operation, headers, query and key against the profile."""
+        """The request's operation, headers, query and key against the profile; then what the
+        provider would do differently with it (readiness findings, gateway/report/detect.py)."""
         if self.mode == "off":
             return
         self.report(ex, check(self.profile, ex.op, ex.headers, ex.query, ex.bucket, ex.key))
+        if self.observers is not None:
+            self.observers.observe(ex)
 
     def report(self, ex: "Exchange", violations: list) -> None:
         """Violations found (by ``apply``, or by a handler in a request body: form fields, XML

@@ -101,6 +101,12 @@ class Limits(_Model):
     # R2: every part but the last has the same size, or CompleteMultipartUpload is InvalidPart
     uniform_parts: bool = False
     bucket_name: BucketName
+    # R2: about one write per second to the same key (429 TooManyRequests beyond). Observed and
+    # reported (gateway/report/detect.py), never refused: the upstream decides.
+    min_write_interval_seconds: float | None = Field(default=None, gt=0)
+    # R2: keys are Unicode-normalised (NFC); two keys differing only in form name one object.
+    # Reported when a client uses both forms of a key; the upstream keeps them apart.
+    key_normalization: Literal["NFC"] | None = None
 
 
 class Region(_Model):
@@ -143,6 +149,9 @@ class ProfileSpec(_Model):
     harmless_query_values: dict[str, tuple[str, ...]] = {}
     common_request_headers: tuple[Feature, ...] = ()
     strip_response_headers: tuple[str, ...] = ()
+    # what the provider itself refuses and the gateway accepts (reported as readiness findings,
+    # never refused): aws-chunked, the streaming upload form the AWS SDKs use by default
+    bridged: tuple[Literal["aws-chunked"], ...] = ()
     # row groups shared by several operations, written once and referenced with YAML aliases
     groups: dict[str, Feature] = {}
     operations: dict[str, Operation]

@@ -116,7 +116,14 @@ def render_markdown(profile: Profile) -> str:
     if lim.max_parts:
         w(f"| Parts of a multipart upload | ≤ {lim.max_parts} |")
     if lim.min_part_bytes:
-        w(f"| Part size (all but the last) | ≥ {lim.min_part_bytes} bytes |")
+        w(f"| Part size (all but the last) | ≥ {lim.min_part_bytes} bytes"
+          + (", all the same size (the last no larger), else `InvalidPart`" if lim.uniform_parts else "") + " |")
+    if lim.min_write_interval_seconds:
+        w(f"| Writes to one key | about one per {lim.min_write_interval_seconds:g} s, else `TooManyRequests` "
+          "(reported, not enforced) |")
+    if lim.key_normalization:
+        w(f"| Key normalisation | {lim.key_normalization}: two keys differing only in form are one object "
+          "(reported, not enforced) |")
     b = lim.bucket_name
     w(f"| Bucket name | {b.min_length}–{b.max_length} characters matching `{_cell(b.pattern)}`, "
       "else `InvalidBucketName` (CreateBucket) |")
@@ -140,6 +147,12 @@ def render_markdown(profile: Profile) -> str:
         w("")
         for f in spec.common_request_headers:
             w(f"- {_feature(f)}")
+        w("")
+    if spec.bridged:
+        w("## Refused by the provider, accepted by the gateway")
+        w("")
+        w("Reported in the readiness report (`/report`), never refused: "
+          + ", ".join(f"`{b}`" for b in spec.bridged) + ".")
         w("")
     if spec.strip_response_headers:
         w("## Response headers not sent")

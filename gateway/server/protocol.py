@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 
 import httptools
 
-from ..errors import S3Error
+from ..errors import ClientClosed, S3Error
 from ..observability import log
 from .body import EMPTY, BodyStream
 from .request import SINGLETON_HEADERS, Request
@@ -100,13 +100,13 @@ class Connection(asyncio.Protocol):
         self.server.connections.discard(self)
         req = self.parsing
         if req is not None and not req.complete and req.content is not EMPTY:
-            req.content.set_exception(ConnectionResetError("Connection lost"))
+            req.content.set_exception(ClientClosed("Connection lost"))
         if req is not None and req.done_waiter is not None and not req.done_waiter.done():
             req.done_waiter.set_result(None)
         self._wake()
         w = self._drain_waiter
         if w is not None and not w.done():
-            w.set_exception(ConnectionResetError("Connection lost"))
+            w.set_exception(ClientClosed("Connection lost"))
 
     def data_received(self, data: bytes) -> None:
         if self._broken:
@@ -308,13 +308,13 @@ class Connection(asyncio.Protocol):
     def write(self, data: bytes) -> None:
         t = self.transport
         if self.closed or t is None or t.is_closing():
-            raise ConnectionResetError("Cannot write to closing transport")
+            raise ClientClosed("Cannot write to closing transport")
         t.write(data)
 
     def write_many(self, parts) -> None:
         t = self.transport
         if self.closed or t is None or t.is_closing():
-            raise ConnectionResetError("Cannot write to closing transport")
+            raise ClientClosed("Cannot write to closing transport")
         t.writelines(parts)
 
     @property
@@ -328,10 +328,10 @@ class Connection(asyncio.Protocol):
 
     async def drain(self) -> None:
         """Until the transport's buffer is below its high mark; a client that reads nothing for
-        ``send_timeout`` is cut off (``ConnectionResetError``)."""
+        ``send_timeout`` is cut off (``ClientClosed``)."""
         if not self.write_paused or self.closed:
             if self.closed:
-                raise ConnectionResetError("Connection lost")
+                raise ClientClosed("Connection lost")
             return
         w = self._drain_waiter = self.loop.create_future()
         timer = self.loop.call_later(self.server.send_timeout, self._send_timed_out, w)
@@ -344,14 +344,14 @@ class Connection(asyncio.Protocol):
     def _send_timed_out(self, w: asyncio.Future) -> None:
         if not w.done():
             log.info("client_send_timeout", timeout_seconds=self.server.send_timeout)
-            w.set_exception(ConnectionResetError("the client stopped reading"))
+            w.set_exception(ClientClosed("the client stopped reading"))
             self.abort()
 
     async def flushed(self) -> None:
         """Until the transport has handed everything written so far to the kernel."""
         t = self.transport
         if self.closed or t is None:
-            raise ConnectionResetError("Connection lost")
+            raise ClientClosed("Connection lost")
         if not t.get_write_buffer_size():
             return
         t.set_write_buffer_limits(high=0)   # pause_writing now; resume_writing when it is empty

@@ -11,7 +11,8 @@ The sockets are waited on through duplicates of their descriptors (the event loo
 reader on a descriptor a transport owns); the duplicates and the pipe are closed on every path.
 Errors: the upstream ending early or stalling for the read timeout raises ``aiohttp.ClientPayloadError``
 (the caller breaks the client's connection: a short body must never pass for a whole one); the
-client going away raises ``ConnectionResetError``.
+client going away, or taking nothing for the send timeout, raises ``ClientClosed``. Either way the
+bytes already moved have been counted (``tally``), so the access line tells how far it got.
 """
 from __future__ import annotations
 
@@ -22,6 +23,8 @@ import socket
 import sys
 
 import aiohttp
+
+from ..errors import ClientClosed
 
 _PIPE_BYTES = 1024 * 1024
 _LOWAT = 256 * 1024
@@ -41,10 +44,11 @@ def usable(client_transport, upstream_transport) -> bool:
 
 
 async def relay(loop: asyncio.AbstractEventLoop, src_sock, dst_sock, length: int, read_timeout: float,
-                send_timeout: float | None = None) -> int:
+                send_timeout: float | None = None, tally=None) -> int:
     """Move ``length`` bytes from ``src_sock`` to ``dst_sock`` through a pipe; returns bytes moved.
     An upstream silent for ``read_timeout`` is a ``ClientPayloadError``; a client that takes nothing
-    for ``send_timeout`` (default: ``read_timeout``) while the pipe is full is a ``ConnectionResetError``."""
+    for ``send_timeout`` (default: ``read_timeout``) while the pipe is full is ``ClientClosed``.
+    ``tally(n)``, if given, is told each time ``n`` more bytes have reached ``dst_sock``."""
     src = os.dup(src_sock.fileno())
     try:
         dst = os.dup(dst_sock.fileno())
@@ -91,13 +95,14 @@ async def relay(loop: asyncio.AbstractEventLoop, src_sock, dst_sock, length: int
                 except BlockingIOError:
                     m = -1
                 except OSError as e:
-                    if e.errno in (errno.EPIPE, errno.ECONNRESET):
-                        raise ConnectionResetError("client went away") from None
-                    raise
+                    raise ClientClosed("client went away" if e.errno in (errno.EPIPE, errno.ECONNRESET)
+                                       else f"client socket failed: {e.strerror}") from None
                 if m > 0:
                     in_pipe -= m
                     moved += m
                     progress = True
+                    if tally is not None:
+                        tally(m)
             if not progress:
                 if lowat is not None and remaining and remaining < want:
                     want = remaining   # the body's last bytes must wake us too
@@ -135,8 +140,8 @@ async def _wait(loop: asyncio.AbstractEventLoop, readable: int | None, writable:
     try:
         await asyncio.wait_for(fut, timeout)
     except asyncio.TimeoutError:
-        if readable is None:
-            raise ConnectionResetError("the client stopped reading") from None
+        if readable is None:   # only the client could have moved things on
+            raise ClientClosed("the client stopped reading") from None
         raise aiohttp.ClientPayloadError("upstream stalled mid-body") from None
     finally:
         if readable is not None:

@@ -127,9 +127,10 @@ class LeanResponse:
         conn = self._conn
         return conn.splice_ready() and self._exc is None and not self._released
 
-    async def splice_to(self, client_sock, before, send_timeout: float | None = None) -> int:
+    async def splice_to(self, client_sock, before, send_timeout: float | None = None, tally=None) -> int:
         """Send the rest of the body to ``client_sock`` through a pipe. ``before(pieces)`` first
-        sends the pieces already read (and must leave nothing buffered on the client side).
+        sends the pieces already read (and must leave nothing buffered on the client side);
+        ``tally(n)`` is told of every ``n`` bytes the kernel moves, also on a failure.
         Returns the bytes moved by the kernel; on failure the upstream connection is dropped."""
         conn = self._conn
         conn.pause_reading()   # from now on the socket is read by splice only
@@ -139,7 +140,7 @@ class LeanResponse:
         try:
             await before(pieces)
             moved = await splice.relay(conn.loop, conn.transport.get_extra_info("socket"), client_sock,
-                                       conn.remaining, conn.pool.read_timeout, send_timeout)
+                                       conn.remaining, conn.pool.read_timeout, send_timeout, tally)
         except BaseException:
             conn.keep_alive = False
             conn.abort()

@@ -2,6 +2,8 @@
 # Installs the Debian packages the test upstreams and client tests need:
 #   ceph-mon ceph-osd radosgw (--no-install-recommends)  -> tests/upstreams/rgw.py
 #   s3cmd rclone nginx-light (or nginx)                  -> client and proxy tests
+#   prometheus (its promtool)                            -> tests/deploy/test_dashboards.py
+#   chromium fonts-dejavu-core                           -> the readiness page rendered headless
 # Idempotent and non-interactive: packages already installed are skipped, `apt-get update`
 # runs only when a package to install has no candidate (or an install attempt fails).
 # Run as root (re-executes itself with sudo otherwise). Quiet; exits non-zero on failure.
@@ -56,7 +58,7 @@ OTHERS=()
 for p in ceph-mon ceph-osd radosgw; do
     installed "$p" || NORECS+=("$p")
 done
-for p in s3cmd rclone; do
+for p in s3cmd rclone prometheus chromium fonts-dejavu-core; do
     installed "$p" || OTHERS+=("$p")
 done
 NGINX_NEEDED=0
@@ -80,7 +82,7 @@ if [ "$NGINX_NEEDED" = 1 ]; then
     if has_candidate nginx-light; then OTHERS+=(nginx-light); else OTHERS+=(nginx); fi
 fi
 
-# keep package scripts from starting services (nginx on :80, ceph daemons) in this container
+# keep package scripts from starting services (nginx on :80, ceph daemons, prometheus on :9090)
 if [ ! -e "$POLICY_RC" ]; then
     printf '#!/bin/sh\nexit 101\n' >"$POLICY_RC"
     chmod 755 "$POLICY_RC"
@@ -106,14 +108,14 @@ install_pkgs() {
 }
 
 install_pkgs norecs "${NORECS[@]}"
-# s3cmd/rclone/nginx: recommends are not needed either; keep the install small
+# s3cmd/rclone/nginx/prometheus/chromium: recommends are not needed either; keep the install small
 install_pkgs norecs "${OTHERS[@]}"
 
-for p in ceph-mon ceph-osd radosgw s3cmd rclone; do
+for p in ceph-mon ceph-osd radosgw s3cmd rclone prometheus chromium fonts-dejavu-core; do
     installed "$p" || { echo "install-system-deps.sh: $p did not install" >&2; exit 1; }
 done
 nginx_installed || { echo "install-system-deps.sh: nginx did not install" >&2; exit 1; }
-for b in ceph-mon ceph-osd radosgw radosgw-admin monmaptool ceph s3cmd rclone nginx; do
+for b in ceph-mon ceph-osd radosgw radosgw-admin monmaptool ceph s3cmd rclone nginx promtool chromium; do
     command -v "$b" >/dev/null 2>&1 || [ -x "/usr/sbin/$b" ] \
         || { echo "install-system-deps.sh: $b not on PATH after install" >&2; exit 1; }
 done
