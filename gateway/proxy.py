@@ -55,7 +55,8 @@ async def handle(ex: Exchange) -> StreamResponse:
     # 1. addressing
     addr = addressing.parse(headers.get("host", ""), ex.raw_path, gw.virtual_host_domains)
     ex.bucket, ex.key = addr.bucket, addr.key
-    if ex.bucket == gw.internal_bucket:
+    ex.route, ex.upstream = gw.stores.locate(ex.bucket)
+    if ex.bucket in gw.stores.internal_buckets:
         raise S3Error("AccessDenied")
     if ex.bucket in quirks.OTHER_API_ENTRIES and (gw.upstream.dialect is None
                                                   or gw.upstream.has(quirks.OTHER_APIS_IN_PATH)):

@@ -33,14 +33,15 @@ known (from a listing): the copy then reads exactly that version (``If-Match``) 
   PUT carries ``Content-MD5`` from the source's ETag when that ETag is the content's MD5 (not
   multipart, not SSE-KMS or SSE-C): the destination refuses a body that differs.
 
-Pieces for a caller that streams one body to two places (migration on read): :class:`Pipe` (a
-bounded async body), :func:`metadata_headers`, :func:`content_md5`, :func:`put_stream`.
+Pieces for callers that stream a body themselves (migration on read, UploadPartCopy between
+stores): :class:`~.pipe.Pipe` (a bounded async body), :func:`metadata_headers`, :func:`content_md5`,
+:func:`read_source` (a GET whose refusals are CopyErrors), :func:`body_of` (its body as a request
+body of a known length), :func:`put_stream`, :func:`head`.
 """
 from __future__ import annotations
 
 import asyncio
 import base64
-import collections
 import re
 from dataclasses import dataclass, field
 from typing import AsyncIterator, Mapping
@@ -52,6 +53,10 @@ from ..auth.canonical import uri_encode
 from ..errors import S3Error
 from ..upstream import quirks
 from ..upstream.client import Upstream, UpstreamRequest
+from .pipe import Pipe
+
+__all__ = ["ALREADY_PRESENT", "COPIED", "SYSTEM_METADATA", "CopyError", "CopyOptions", "CopyResult", "Location",
+           "Pipe", "body_of", "content_md5", "copy_object", "head", "metadata_headers", "put_stream", "read_source"]
 
 COPIED, ALREADY_PRESENT = "copied", "already_present"
 #: the system metadata a copy carries (with every ``x-amz-meta-*``)
@@ -139,91 +144,7 @@ def content_md5(headers: Mapping[str, str]) -> str | None:
     return base64.b64encode(bytes.fromhex(m.group(1))).decode()
 
 
-# -- a bounded body fed by another task -----------------------------------------------------------------
-class Pipe:
-    """An async request body fed by ``send()`` from another task: ``send`` waits while more than
-    ``limit`` bytes are buffered (back-pressure), ``close()`` ends the body, ``fail()`` makes the
-    reader raise (the PUT is cut off mid-body and stores nothing). Once the reader has gone
-    (``abandon()``: the PUT answered or failed), ``send`` returns False and buffers nothing."""
-
-    __slots__ = ("length", "_chunks", "_size", "_limit", "_ended", "_error", "_gone", "_space",
-                 "_data", "sent")
-
-    def __init__(self, length: int, limit: int = 8 * MiB) -> None:
-        self.length = length
-        self._chunks: collections.deque[bytes] = collections.deque()
-        self._size = 0
-        self._limit = limit
-        self._ended = False
-        self._error: BaseException | None = None
-        self._gone = False
-        self._space: asyncio.Future | None = None
-        self._data: asyncio.Future | None = None
-        self.sent = 0
-
-    @property
-    def gone(self) -> bool:
-        return self._gone
-
-    async def send(self, data: bytes) -> bool:
-        if self._gone:
-            return False
-        self._chunks.append(data)
-        self._size += len(data)
-        self.sent += len(data)
-        _wake(self._data)
-        while self._size > self._limit and not self._gone:
-            self._space = asyncio.get_running_loop().create_future()
-            try:
-                await self._space
-            finally:
-                self._space = None
-        return not self._gone
-
-    def close(self) -> None:
-        self._ended = True
-        _wake(self._data)
-
-    def fail(self, exc: BaseException) -> None:
-        if self._error is None:
-            self._error = exc
-        self._ended = True
-        _wake(self._data)
-
-    def abandon(self) -> None:
-        self._gone = True
-        self._chunks.clear()
-        self._size = 0
-        _wake(self._space)
-
-    def __aiter__(self) -> "Pipe":
-        return self
-
-    async def __anext__(self) -> bytes:
-        while True:
-            if self._error is not None:
-                raise self._error
-            if self._chunks:
-                data = self._chunks.popleft()
-                self._size -= len(data)
-                if self._size <= self._limit:
-                    _wake(self._space)
-                return data
-            if self._ended:
-                raise StopAsyncIteration
-            self._data = asyncio.get_running_loop().create_future()
-            try:
-                await self._data
-            finally:
-                self._data = None
-
-
-def _wake(f: asyncio.Future | None) -> None:
-    if f is not None and not f.done():
-        f.set_result(None)
-
-
-async def _stream(resp, length: int) -> AsyncIterator[bytes]:
+async def body_of(resp, length: int) -> AsyncIterator[bytes]:
     """A source GET's body as a request body: exactly ``length`` bytes, or CopyError."""
     got = 0
     try:
@@ -275,13 +196,14 @@ async def head(store: Upstream, loc: Location, headers: Mapping[str, str] | None
 
 
 async def put_stream(dest: Upstream, loc: Location, body, length: int, headers: Mapping[str, str],
-                     create_only: bool) -> tuple[str, str | None]:
+                     create_only: bool, query: str = "") -> tuple[str, str | None]:
     """PUT ``body`` (bytes, or an async iterator of exactly ``length`` bytes) as ``loc`` with
-    ``headers`` → (COPIED, etag) or, ``create_only`` and the key exists, (ALREADY_PRESENT, None)."""
+    ``headers`` (``query``: an UploadPart's) → (COPIED, etag) or, ``create_only`` and the key
+    exists, (ALREADY_PRESENT, None)."""
     h = dict(headers)
     if create_only:
         h["if-none-match"] = "*"
-    resp = await _send(dest, UpstreamRequest("PUT", loc.path, "", h, body, length))
+    resp = await _send(dest, UpstreamRequest("PUT", loc.path, query, h, body, length))
     try:
         if resp.status == 412 and create_only:
             return ALREADY_PRESENT, None
@@ -292,10 +214,14 @@ async def put_stream(dest: Upstream, loc: Location, body, length: int, headers: 
         resp.release()
 
 
-async def _get(source: Upstream, loc: Location, headers: dict[str, str]):
-    resp = await _send(source, UpstreamRequest("GET", loc.path, loc.query, headers, None))
+async def read_source(source: Upstream, loc: Location, headers: dict[str, str], query: str | None = None):
+    """GET ``loc`` (``query`` instead of its versionId, e.g. none) → the streaming response, or CopyError."""
+    resp = await _send(source, UpstreamRequest("GET", loc.path, loc.query if query is None else query, headers, None))
     if resp.status < 300:
         return resp
+    if resp.status == 304:   # a copy's if-none-match / if-modified-since that failed
+        resp.release()
+        raise CopyError("source_changed", "PreconditionFailed")
     reason = {404: "source_missing", 412: "source_changed"}.get(resp.status, "source_failed")
     err = await _refusal(resp, reason)
     resp.release()
@@ -320,9 +246,7 @@ async def copy_object(source: Upstream, src: Location, dest: Upstream, dst: Loca
     info = None
     if size is None:
         status, info = await head(source, src, opts.source_headers)
-        if status >= 300:
-            reason = "source_missing" if status == 404 else "source_failed"
-            raise CopyError(reason, "NoSuchKey" if status == 404 else "BadGateway", status=404 if status == 404 else 502)
+        _check_head(status)
         size = int(info.get("Content-Length", "0"))
         etag = info.get("ETag", etag)
     one_put = size <= opts.multipart_threshold or (
@@ -331,24 +255,34 @@ async def copy_object(source: Upstream, src: Location, dest: Upstream, dst: Loca
         return await _copy_single(source, src, dest, dst, opts, etag)
     if info is None:
         status, info = await head(source, src, {**opts.source_headers, **({"if-match": etag} if etag else {})})
-        if status >= 300:
-            raise CopyError("source_changed" if status == 412 else "source_failed", "PreconditionFailed"
-                            if status == 412 else "BadGateway", status=412 if status == 412 else 502)
+        _check_head(status)
     return await _copy_multipart(source, src, dest, dst, opts, size, etag, info)
+
+
+def _check_head(status: int) -> None:
+    if status < 300:
+        return
+    if status == 404:
+        raise CopyError("source_missing", "NoSuchKey")
+    if status in (304, 412):
+        raise CopyError("source_changed", "PreconditionFailed")
+    if status == 403:
+        raise CopyError("source_failed", "AccessDenied")
+    raise CopyError("source_failed", "BadGateway", "The source store refused the read.", 502)
 
 
 async def _copy_single(source, src, dest, dst, opts, etag) -> CopyResult:
     headers = dict(opts.source_headers)
     if etag:
         headers["if-match"] = etag
-    resp = await _get(source, src, headers)
+    resp = await read_source(source, src, headers)
     try:
         length = int(resp.headers.get("Content-Length", "0"))
         write = _write_headers(opts, resp.headers)
         md5 = content_md5(resp.headers) if opts.verify_md5 else None
         if md5:
             write["content-md5"] = md5
-        body = _stream(resp, length) if length else b""
+        body = body_of(resp, length) if length else b""
         outcome, new_etag = await put_stream(dest, dst, body, length, write, opts.create_only)
     finally:
         resp.release()
@@ -382,10 +316,10 @@ async def _copy_multipart(source, src, dest, dst, opts, size: int, etag: str | N
             h = {**opts.source_headers, "range": f"bytes={start}-{start + n - 1}"}
             if etag:
                 h["if-match"] = etag
-            got = await _get(source, src, h)
+            got = await read_source(source, src, h)
             try:
                 r = await _send(dest, UpstreamRequest("PUT", dst.path, f"partNumber={i + 1}&{upload}", dict(sse_c),
-                                                      _stream(got, n), n))
+                                                      body_of(got, n), n))
             finally:
                 got.release()
             try:
