@@ -50,7 +50,7 @@ def _untoken(token: str) -> str:
                       ArgumentName="continuation-token") from None
 
 
-def _start(after: str | None, prefix: str, delimiter: str) -> str | None:
+def listing_start(after: str | None, prefix: str, delimiter: str) -> str | None:
     """Where the stores' listings start: after ``after``, past its whole common prefix if it is in one."""
     if not after:
         return None
@@ -79,7 +79,7 @@ async def listing(ex, proceed):
     token = q.get("continuation-token") if v2 else None
     after = _untoken(token) if token else (q.get("start-after") if v2 else q.get("marker"))
     owner = not v2 or q.get("fetch-owner") == "true"
-    start = _start(after, prefix, delimiter)
+    start = listing_start(after, prefix, delimiter)
     page_size = max(max_keys, 1)
     source = ex.gw.stores.source_of(route)
     (dest_entries, dest_more), (src_entries, src_more) = await asyncio.gather(
