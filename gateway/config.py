@@ -115,6 +115,10 @@ class MigrateOnRead(_Model):
     # objects up to this size are written in the reading request's own pass (the body the client
     # receives is streamed into the destination at the same time); larger ones in the background
     inline_max_bytes: int = Field(5 * 1024**3, ge=0, le=5 * 1024**3)
+    # what such a copy may hold that the destination has not taken yet (the reader never waits for
+    # the destination): per copy, and for all of them; beyond, the copy moves to the background
+    inline_buffer_bytes: int = Field(64 * 1024**2, ge=1024**2)
+    inline_memory_bytes: int = Field(256 * 1024**2, ge=1024**2)
     multipart_threshold_bytes: int = Field(64 * 1024**2, ge=5 * 1024**2)
     part_size_bytes: int = Field(16 * 1024**2, ge=5 * 1024**2, le=5 * 1024**3)
 

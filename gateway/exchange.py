@@ -185,8 +185,8 @@ class Exchange:
 
     async def relay(self, resp: aiohttp.ClientResponse, tap=None) -> StreamResponse:
         """Stream an upstream response to the client (errors re-rendered as our S3 XML). ``tap`` (a
-        ``stores.pipe.Pipe``) receives every body piece the client is sent, until it is gone;
-        the relay's caller closes or fails it."""
+        ``stores.pipe.Pipe``) is offered every body piece the client is sent, until it refuses
+        one; the relay's caller closes or fails it."""
         self.upstream_status = resp.status
         try:
             if resp.status >= 400:
@@ -217,7 +217,7 @@ class Exchange:
                 async for data in resp.content.iter_any():
                     self.bytes_out += len(data)
                     await out.write(data)
-                    if tap is not None and not await tap.send(data):
+                    if tap is not None and not tap.offer(data):
                         tap = None
             except (aiohttp.ClientError, OSError) as e:
                 # The upstream broke mid-body: break the client's connection too, so a short body

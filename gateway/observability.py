@@ -243,6 +243,10 @@ class Metrics:
                                           "Copies on read in progress (in requests and in the background).",
                                           registry=r)
         self.migrations_queued = Gauge("r2gw_migration_queue_length", "Background copies waiting.", registry=r)
+        self.migrations_handed_off = Counter("r2gw_migration_handoffs_total",
+                                             "Copies on read moved from the reading request to the background "
+                                             "(destination_behind: it fell further behind than the buffer; "
+                                             "read_stopped: the read ended early).", ["reason"], registry=r)
         self.migrations_dropped = Counter("r2gw_migration_dropped_total", "Background copies not queued (the "
                                           "queue was full; the next read tries again).", registry=r)
 

@@ -34,7 +34,7 @@ known (from a listing): the copy then reads exactly that version (``If-Match``) 
   multipart, not SSE-KMS or SSE-C): the destination refuses a body that differs.
 
 Pieces for callers that stream a body themselves (migration on read, UploadPartCopy between
-stores): :class:`~.pipe.Pipe` (a bounded async body), :func:`metadata_headers`, :func:`content_md5`,
+stores; a body fed by another task is :class:`~.pipe.Pipe`): :func:`metadata_headers`, :func:`content_md5`,
 :func:`read_source` (a GET whose refusals are CopyErrors), :func:`body_of` (its body as a request
 body of a known length), :func:`put_stream`, :func:`head`.
 """
@@ -53,10 +53,9 @@ from ..auth.canonical import uri_encode
 from ..errors import S3Error
 from ..upstream import quirks
 from ..upstream.client import Upstream, UpstreamRequest
-from .pipe import Pipe
 
 __all__ = ["ALREADY_PRESENT", "COPIED", "SYSTEM_METADATA", "CopyError", "CopyOptions", "CopyResult", "Location",
-           "Pipe", "body_of", "content_md5", "copy_object", "head", "metadata_headers", "put_stream", "read_source"]
+           "body_of", "content_md5", "copy_object", "head", "metadata_headers", "put_stream", "read_source"]
 
 COPIED, ALREADY_PRESENT = "copied", "already_present"
 #: the system metadata a copy carries (with every ``x-amz-meta-*``)

@@ -5,6 +5,10 @@ GetObject asks the bucket's own store (the destination) first, exactly as for an
 the bytes the client is sent are streamed into a create-only PUT (``If-None-Match: *``) carrying
 the object's user and system metadata and, when the source's ETag is the content's MD5, a
 ``Content-MD5`` the destination checks. Once copied, the object is served by the destination.
+The client never waits for the destination: what it has not taken yet is held in memory, up to
+``inline_buffer_bytes`` for one copy and ``inline_memory_bytes`` for all (gateway/stores/pipe.py);
+a copy that would need more is given up (its PUT cut off: nothing stored) and made in the
+background instead (``r2gw_migration_handoffs_total{reason="destination_behind"}``).
 
 - Not copied in the same pass, but queued as a background copy (gateway/stores/copy.py, multipart
   for large objects): a Range, conditional, ``partNumber`` or ``response-*`` GET (their answer is
@@ -36,8 +40,8 @@ from ..errors import S3Error
 from ..observability import log
 from ..upstream.client import Upstream
 from ..upstream.responses import upstream_error
-from .copy import (ALREADY_PRESENT, COPIED, CopyError, CopyOptions, Location, Pipe, content_md5, copy_object,
-                   metadata_headers, put_stream)
+from .copy import CopyError, CopyOptions, Location, content_md5, copy_object, metadata_headers, put_stream
+from .pipe import Budget, Pipe
 
 FAILED = "failed"
 _PLAIN_QUERY = frozenset({"x-id"})   # what a GET of the whole stored object may carry (presign aside)
@@ -66,6 +70,7 @@ class MigrateOnRead:
         self._workers: list[asyncio.Task] = []
         self._pending: set[tuple[str, str, str]] = set()   # queued or running, by (store, bucket, key)
         self._inline: set[asyncio.Task] = set()
+        self.budget = Budget(settings.inline_memory_bytes)
         self.options = CopyOptions(create_only=True, multipart_threshold=settings.multipart_threshold_bytes,
                                    part_size=settings.part_size_bytes, parallel=4)
 
@@ -206,15 +211,19 @@ async def get_object(ex, proceed):
     md5 = content_md5(resp.headers)
     if md5:
         headers["content-md5"] = md5
-    pipe = Pipe(size)
+    pipe = Pipe(size, mor.settings.inline_buffer_bytes, mor.budget)
     mor.inline(job, pipe, headers)
     ex.features.append("migrated-on-read")
     try:
         out = await ex.relay(resp, tap=pipe if size else None)
     except BaseException:
         pipe.fail(ConnectionResetError("the read stopped before the end of the object"))
+        gw.metrics.migrations_handed_off.labels("read_stopped").inc()
         raise
-    pipe.close()
+    if pipe.overflowed:   # failed already: the PUT was cut off when it fell behind
+        gw.metrics.migrations_handed_off.labels("destination_behind").inc()
+    else:
+        pipe.close()
     return out
 
 

@@ -13,8 +13,9 @@ import uuid
 
 import pytest
 
-from gateway.stores.copy import (ALREADY_PRESENT, COPIED, CopyError, CopyOptions, Location, MiB, Pipe,
-                                 copy_object, metadata_headers)
+from gateway.stores.copy import (ALREADY_PRESENT, COPIED, CopyError, CopyOptions, Location, MiB, copy_object,
+                                 metadata_headers)
+from gateway.stores.pipe import Budget, Pipe
 from gateway.upstream.client import Upstream
 
 pytestmark = pytest.mark.rgw
@@ -236,34 +237,33 @@ def test_metadata_headers_are_the_user_and_system_ones():
     assert got == {"content-type": "a/b", "x-amz-meta-k": "v", "content-encoding": "gzip", "expires": "x"}
 
 
-def test_pipe_back_pressure_end_and_failure():
+def test_pipe_never_makes_the_writer_wait_and_fails_when_it_falls_behind():
     async def go():
-        pipe = Pipe(10, limit=4)
+        budget = Budget(10)
+        pipe = Pipe(10, limit=8, budget=budget)
         got = []
 
         async def reader():
             async for piece in pipe:
                 got.append(piece)
-                await asyncio.sleep(0.01)
 
         r = asyncio.ensure_future(reader())
         for piece in (b"abc", b"defg", b"hij"):
-            assert await pipe.send(piece)
+            assert pipe.offer(piece)
+            await asyncio.sleep(0)
         pipe.close()
         await r
-        assert b"".join(got) == b"abcdefghij"
+        assert b"".join(got) == b"abcdefghij" and budget.used == 0
 
-        failing = Pipe(10, limit=4)
-        failing.fail(ConnectionResetError("client gone"))
-        with pytest.raises(ConnectionResetError):
-            async for _ in failing:
+        slow = Pipe(10, limit=4, budget=budget)       # nobody reads: the fifth byte overflows
+        assert slow.offer(b"abcd") and budget.used == 4
+        assert not slow.offer(b"e") and slow.overflowed and slow.failed and budget.used == 0
+        with pytest.raises(BufferError):
+            async for _ in slow:
                 pass
-
-        abandoned = Pipe(10, limit=1)
-        sender = asyncio.ensure_future(abandoned.send(b"xyz"))   # over the limit: waits for the reader
-        await asyncio.sleep(0.01)
-        assert not sender.done()
-        abandoned.abandon()
-        assert await sender is False and await abandoned.send(b"more") is False
+        shared = [Pipe(10, limit=8, budget=budget) for _ in range(2)]
+        assert shared[0].offer(b"x" * 6) and not shared[1].offer(b"y" * 6)   # the budget, not the limit
+        shared[0].abandon()
+        assert budget.used == 0 and not shared[0].offer(b"z")
 
     asyncio.run(go())
