@@ -13,9 +13,10 @@ from .counting_proxy import CountingProxy
 
 
 class RecordingProxy(CountingProxy):
-    def __init__(self, upstream_endpoint: str) -> None:
+    def __init__(self, upstream_endpoint: str, upload_bytes_per_s: float | None = None) -> None:
         super().__init__(upstream_endpoint)
         self.exchanges: list[tuple[str, str, dict[str, str], int]] = []
+        self.upload_bytes_per_s = upload_bytes_per_s   # a slow store: requests forwarded at this rate
 
     def answered(self, method: str, target_prefix: str, status: int | None = None) -> list:
         with self._lock:
@@ -31,8 +32,27 @@ class RecordingProxy(CountingProxy):
             client_w.close()
             return
         sent: collections.deque = collections.deque()
-        await asyncio.gather(self._pipe(client_r, up_w, _Requests(self, sent)),
+        upload = self._pipe if self.upload_bytes_per_s is None else self._slow_pipe
+        await asyncio.gather(upload(client_r, up_w, _Requests(self, sent)),
                              self._pipe(up_r, client_w, _Responses(self, sent)), return_exceptions=True)
+
+    async def _slow_pipe(self, reader, writer, parser) -> None:
+        try:
+            while True:
+                data = await reader.read(16384)
+                if not data:
+                    break
+                parser.feed(data)
+                writer.write(data)
+                await writer.drain()
+                await asyncio.sleep(len(data) / self.upload_bytes_per_s)
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            try:
+                writer.close()
+            except (ConnectionError, OSError, RuntimeError):
+                pass
 
 
 def _head(buf: bytes):

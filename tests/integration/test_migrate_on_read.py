@@ -175,6 +175,38 @@ def test_without_a_queue_a_hung_up_read_stores_nothing(stores, rgw, moto_upstrea
             empty(moto_s3, bucket)
 
 
+def test_a_destination_that_falls_behind_gets_the_copy_in_the_background(stores, rgw, moto_s3, rgw_s3, tmp_path):
+    """The reader never waits: a destination slower than the buffer allows is cut off, and the
+    object is copied again in the background (one accepted write, whole)."""
+    from .recording_proxy import RecordingProxy
+    slow = RecordingProxy(rgw.endpoint, upload_bytes_per_s=4 * 1024 * 1024).start()
+    cfg = yaml.safe_load(stores.config_path.read_text())
+    cfg["upstream"]["endpoint"] = slow.endpoint
+    cfg["migrate_on_read"] = {"inline_buffer_bytes": 1024 * 1024}
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
+    bucket = unique("sippy")
+    data = os.urandom(16 * 1024 * 1024)
+    try:
+        with GatewayProcess(tmp_path, config_path=tmp_path / "c.yaml", tls=False) as gw:
+            try:
+                gw.client().create_bucket(Bucket=bucket)
+                moto_s3.create_bucket(Bucket=bucket)
+                moto_s3.put_object(Bucket=bucket, Key="big", Body=data)
+                t0 = time.monotonic()
+                assert gw.client().get_object(Bucket=bucket, Key="big")["Body"].read() == data
+                assert time.monotonic() - t0 < 3, "the reader waited for the slow destination"
+                assert counter(gw, "r2gw_migration_handoffs_total", reason="destination_behind") == 1
+                assert wait_for(lambda: present(rgw_s3, bucket, "big"), timeout=60)["ContentLength"] == len(data)
+                assert rgw_s3.get_object(Bucket=bucket, Key="big")["Body"].read() == data
+                assert [x[3] for x in slow.answered("PUT", f"/{bucket}/big")] == [200]
+                assert wait_for(lambda: counter(gw, "r2gw_migrated_objects_total", bucket=bucket, result="copied") == 1)
+            finally:
+                empty(rgw_s3, bucket)
+                empty(moto_s3, bucket)
+    finally:
+        slow.stop()
+
+
 def test_concurrent_first_gets_from_three_gateways_write_each_object_once(stores, rgw_s3, moto_s3):
     bucket = unique("sippy")
     stores.gw.client().create_bucket(Bucket=bucket)
