@@ -1,4 +1,4 @@
-"""The gateway process: its parts (``Gateway``: settings, keys, rules, extensions, the upstream),
+"""The gateway process: its parts (``Gateway``: settings, keys, rules, extensions, the stores),
 the client-facing server built on them, start-up, the listeners, and the drain at shut-down.
 Internal endpoints are :mod:`.internal`; the embedded upstream is :mod:`.embedded`."""
 from __future__ import annotations
@@ -29,10 +29,13 @@ from .rules import response as response_rules
 from .rules.mode import Rules
 from .rules.profile import load_profile
 from .server import Request, Response, Server
+from .stores import Stores
+from .stores.on_read import MigrateOnRead
 from .upstream.client import Upstream
 
 class Gateway:
-    """Everything one gateway process holds: settings, keys, rules, extensions, the upstream."""
+    """Everything one gateway process holds: settings, keys, rules, extensions, the stores (one
+    upstream client each, gateway/stores) and the background copies of migration on read."""
 
     def __init__(self, settings: Settings, generated_key: Key | None = None) -> None:
         self.settings = settings
@@ -46,7 +49,6 @@ class Gateway:
             keys = [generated_key]
         self.generated_key = generated_key if generated_key in keys else None
         self.keys = KeyStore(keys)
-        self.internal_bucket = settings.upstream.internal_bucket
         self.virtual_host_domains = tuple(d.lower().strip(".") for d in settings.virtual_host_domains)
         self.profile = load_profile(settings.profile)
         if settings.storage_class_map:
@@ -56,7 +58,8 @@ class Gateway:
         self.response_rules = response_rules.build(self.profile, settings.mode)
         self.extensions = default_extensions()
         self.embedded: EmbeddedUpstream | None = None
-        self.upstream: Upstream | None = None
+        self.stores: Stores | None = None
+        self.migrate_on_read = MigrateOnRead(settings.migrate_on_read, self.metrics)
         self.draining = False
         self.internal = InternalEndpoints(self)
         # the readiness report (gateway/report/) and the R2 billing preview (gateway/billing.py)
@@ -67,20 +70,27 @@ class Gateway:
             self.metrics.registry.register(self.billing)
 
     # -- lifecycle -----------------------------------------------------------------------------
+    @property
+    def upstream(self) -> Upstream | None:
+        """The default store's client."""
+        return self.stores.default if self.stores is not None else None
+
     async def start(self) -> None:
-        up = self.settings.upstream
-        if up.endpoint is None:
+        embedded = None
+        if self.settings.upstream.endpoint is None:
             self.embedded = await asyncio.to_thread(EmbeddedUpstream.start)
             log.warning("embedded_upstream", endpoint=self.embedded.endpoint,
                         message="NO UPSTREAM CONFIGURED: using an in-memory S3 (moto). NOTHING IS PERSISTED.")
-            self.upstream = Upstream.from_settings(up, self.embedded.endpoint, "embedded", "embedded")
-        else:
-            self.upstream = Upstream.from_settings(up)
-        await self.upstream.start()
+            embedded = self.embedded.endpoint
+        self.stores = Stores(self.settings, embedded)
+        await self.stores.start()
 
-    async def stop(self) -> None:
-        if self.upstream is not None:
-            await self.upstream.close()
+    async def stop(self, timeout: float = 0.0) -> None:
+        """Close the stores once the background copies have finished (or, after ``timeout``
+        seconds, been aborted: nothing partial is left)."""
+        await self.migrate_on_read.close(timeout)
+        if self.stores is not None:
+            await self.stores.close()
         if self.embedded is not None:
             self.embedded.stop()
 
@@ -90,7 +100,8 @@ class Gateway:
         return self.internal.route(request)
 
     def metrics_body(self) -> tuple[bytes, str]:
-        self.metrics.upstream_pool.set(self.upstream.pool_size if self.upstream else 0)
+        for store in self.stores or ():
+            self.metrics.upstream_pool.labels(store.name).set(store.pool_size)
         return self.metrics.render()
 
 
@@ -121,6 +132,7 @@ def banner(gateway: Gateway, endpoints: list[str]) -> str:
     lines = ["r2-gateway is serving", *(f"  endpoint:          {e}" for e in endpoints),
              f"  upstream:          {gateway.upstream.endpoint if gateway.upstream else '?'}"
              + ("  (embedded, in memory: NOTHING IS PERSISTED)" if gateway.embedded else ""),
+             *(f"  store {s.name + ':':<12} {s.endpoint}" for s in gateway.stores or () if s.name != "default"),
              f"  profile:           {gateway.profile.name} ({gateway.settings.mode})"]
     if gateway.generated_key is not None:
         lines += [f"  access key id:     {gateway.generated_key.access_key_id}",
@@ -203,10 +215,12 @@ async def serve(settings: Settings, *, reuse_port: bool = False, ready_fd: int |
         os.write(ready_fd, b"1")
         os.close(ready_fd)
     await stop.wait()
+    drain_started = loop.time()
     await drain(listeners, server, gateway, settings.drain_timeout)
     observability.access_log.flush()
     gateway.readiness.stop()   # the findings' last save
-    await gateway.stop()
+    # background copies of migration on read share the drain's deadline
+    await gateway.stop(max(0.0, settings.drain_timeout - (loop.time() - drain_started)))
     if metrics_runner is not None:
         await metrics_runner.cleanup()
     log.info("stopped")

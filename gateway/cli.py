@@ -34,9 +34,10 @@ def _serve_one(settings, reuse_port: bool = False, quiet: bool = False) -> int:
         runner = asyncio.run
     from .app import serve
     from .embedded import EmbeddedUnavailable
+    from .upstream.credentials import CredentialsUnavailable
     try:
         return runner(serve(settings, reuse_port=reuse_port, quiet=quiet))
-    except EmbeddedUnavailable as e:
+    except (EmbeddedUnavailable, CredentialsUnavailable) as e:
         print(f"r2-gateway: {e}", file=sys.stderr)
         return 2
 
@@ -105,7 +106,9 @@ def _run_check(args) -> int:
         return 1
     print(f"ok: {args.path or '(environment only)'} (profile {settings.profile}, mode {settings.mode}, "
           f"{len(settings.client_keys())} client key(s), upstream "
-          f"{settings.upstream.endpoint or 'embedded'})")
+          f"{settings.upstream.endpoint or 'embedded'}"
+          + (f", {len(settings.upstreams)} more store(s), {len(settings.buckets)} bucket rule(s)"
+             if settings.upstreams or settings.buckets else "") + ")")
     return 0
 
 

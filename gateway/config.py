@@ -74,6 +74,21 @@ class Upstream(_Model):
     # multipart uploads, for ?partNumber reads on upstreams that ignore partNumber (Ceph RGW 16)
     internal_bucket: str = Field("r2gw-internal", pattern=r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
     timeouts: Timeouts = Timeouts()
+    # no keys: credentials from the AWS chain (environment, this profile of the shared config
+    # files, web identity (IRSA), EKS Pod Identity / container, instance metadata), refreshed
+    aws_profile: str | None = None
+
+    @model_validator(mode="after")
+    def _credentials(self) -> "Upstream":
+        if bool(self.access_key_id) != bool(self.secret_access_key):
+            raise ValueError("access_key_id and secret_access_key go together (neither: the AWS credential chain)")
+        if self.aws_profile and self.access_key_id:
+            raise ValueError("aws_profile is for a store without keys (credentials from the AWS chain)")
+        return self
+
+    @property
+    def uses_aws_chain(self) -> bool:
+        return self.endpoint is not None and not self.access_key_id
 
     @field_validator("endpoint")
     @classmethod
@@ -87,6 +102,25 @@ class MigrateFrom(_Model):
     """Where a bucket's objects are copied from on first read (and by ``r2-gateway migrate``)."""
     upstream: str = Field(min_length=1)     # a store name: ``default`` or a key of ``upstreams``
     bucket: str | None = None               # default: the destination bucket's own name
+    # ListObjects shows the destination only (as R2's Sippy), or ``merged``: the source's objects
+    # not copied yet too, in one sorted listing
+    list: Literal["destination", "merged"] = "destination"
+
+
+class MigrateOnRead(_Model):
+    """Copies made on first read that do not happen in the reading request itself (a Range GET, a
+    large object, a client that hung up): a bounded queue served by a few background copies."""
+    queue: int = Field(256, ge=0, le=100_000)          # waiting copies; more are dropped (next read retries)
+    concurrency: int = Field(4, ge=1, le=256)          # background copies at once
+    # objects up to this size are written in the reading request's own pass (the body the client
+    # receives is streamed into the destination at the same time); larger ones in the background
+    inline_max_bytes: int = Field(5 * 1024**3, ge=0, le=5 * 1024**3)
+    # what such a copy may hold that the destination has not taken yet (the reader never waits for
+    # the destination): per copy, and for all of them; beyond, the copy moves to the background
+    inline_buffer_bytes: int = Field(64 * 1024**2, ge=1024**2)
+    inline_memory_bytes: int = Field(256 * 1024**2, ge=1024**2)
+    multipart_threshold_bytes: int = Field(64 * 1024**2, ge=5 * 1024**2)
+    part_size_bytes: int = Field(16 * 1024**2, ge=5 * 1024**2, le=5 * 1024**3)
 
 
 class BucketRoute(_Model):
@@ -153,6 +187,7 @@ class Settings(_Model):
     upstreams: dict[str, Upstream] = {}
     # which store holds which bucket (gateway/routing.py)
     buckets: list[BucketRoute] = []
+    migrate_on_read: MigrateOnRead = MigrateOnRead()
     # R2GW_ACCESS_KEY_ID / R2GW_SECRET_ACCESS_KEY: one client key with full rights
     access_key_id: str | None = None
     secret_access_key: SecretStr | None = None
@@ -188,10 +223,9 @@ class Settings(_Model):
         ids = [k.access_key_id for k in self.client_keys()]
         if len(ids) != len(set(ids)):
             raise ValueError("two client keys share an access_key_id")
-        if (self.upstream.endpoint is None) and (self.upstream.access_key_id or self.upstream.secret_access_key):
-            raise ValueError("upstream keys given without upstream.endpoint")
-        if self.upstream.endpoint and not (self.upstream.access_key_id and self.upstream.secret_access_key):
-            raise ValueError("upstream.endpoint needs upstream.access_key_id and upstream.secret_access_key")
+        if (self.upstream.endpoint is None) and (self.upstream.access_key_id or self.upstream.secret_access_key
+                                                 or self.upstream.aws_profile):
+            raise ValueError("upstream credentials given without upstream.endpoint")
         return self
 
     @model_validator(mode="after")

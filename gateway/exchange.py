@@ -57,7 +57,7 @@ class Exchange:
     __slots__ = ("gw", "request", "request_id", "method", "raw_path", "raw_query", "headers", "bucket",
                  "key", "query", "op", "auth", "client_key", "ingest", "body", "upstream_status",
                  "bytes_in", "bytes_out", "started", "upstream_headers", "features", "response_headers",
-                 "query_override", "upstream_request_id", "claimed_key_id")
+                 "query_override", "upstream_request_id", "claimed_key_id", "route", "upstream")
 
     def __init__(self, gw: "Gateway", request: Request) -> None:
         self.gw = gw
@@ -87,6 +87,9 @@ class Exchange:
         self.upstream_request_id: str | None = None
         # the access key id a request named that failed authentication (readiness findings only)
         self.claimed_key_id: str | None = None
+        # the bucket's route and the store that holds it (gateway/stores), set after addressing
+        self.route = None
+        self.upstream = None
 
     # -- what the upstream is asked ------------------------------------------------------------
     @property
@@ -126,8 +129,9 @@ class Exchange:
                 if k.startswith(_SOURCE_SSE_C)}
 
     async def head(self, bucket: str, key: str | None = None, headers: dict[str, str] | None = None):
-        """HEAD a bucket or object upstream → (status, headers)."""
-        resp = await self.call_upstream("HEAD", self.bucket_path(bucket, key), "", dict(headers or {}), None)
+        """HEAD a bucket or object on the store that holds the bucket → (status, headers)."""
+        resp = await self.call_upstream("HEAD", self.bucket_path(bucket, key), "", dict(headers or {}), None,
+                                        upstream=self.gw.stores.for_bucket(bucket))
         resp.release()
         return resp.status, resp.headers
 
@@ -149,9 +153,11 @@ class Exchange:
 
     async def call_upstream(self, method: str | None = None, path: str | None = None,
                             query: str | None = None, headers: dict[str, str] | None = None,
-                            body="default") -> aiohttp.ClientResponse:
-        """Send (a variant of) this request upstream; returns the streaming response."""
+                            body="default", upstream=None) -> aiohttp.ClientResponse:
+        """Send (a variant of) this request to the bucket's store (or to ``upstream``); returns the
+        streaming response."""
         gw = self.gw
+        store = upstream or self.upstream
         if body == "default":
             body = self.body
         # a streaming body (Ingest, PostObject's file part) carries its length and, once it has
@@ -163,13 +169,13 @@ class Exchange:
                               body.length if streaming else None)
         t0 = time.perf_counter()
         try:
-            resp = await gw.upstream.send(req)
+            resp = await store.send(req)
         except S3Error as e:
             if streaming and body.error is not None:
                 raise body.error from None
-            gw.metrics.upstream_failed(e.code)
+            gw.metrics.upstream_failed(e.code, store.name)
             raise
-        gw.metrics.observe_upstream(self.op, time.perf_counter() - t0)
+        gw.metrics.observe_upstream(self.op, store.name, time.perf_counter() - t0)
         rid = resp.headers.get("x-amz-request-id")
         if rid is not None:
             prev = self.upstream_request_id
@@ -179,8 +185,10 @@ class Exchange:
             raise body.error
         return resp
 
-    async def relay(self, resp: aiohttp.ClientResponse) -> StreamResponse:
-        """Stream an upstream response to the client (errors re-rendered as our S3 XML)."""
+    async def relay(self, resp: aiohttp.ClientResponse, tap=None) -> StreamResponse:
+        """Stream an upstream response to the client (errors re-rendered as our S3 XML). ``tap`` (a
+        ``stores.pipe.Pipe``) is offered every body piece the client is sent, until it refuses
+        one; the relay's caller closes or fails it."""
         self.upstream_status = resp.status
         try:
             if resp.status >= 400:
@@ -206,17 +214,19 @@ class Exchange:
                 await out.write_eof()
                 return out
             try:
-                if self._can_splice(resp, out):
+                if tap is None and self._can_splice(resp, out):
                     return await self._relay_spliced(resp, out)
                 async for data in resp.content.iter_any():
                     await out.write(data)
                     self.bytes_out += len(data)
+                    if tap is not None and not tap.offer(data):
+                        tap = None
             except ClientClosed:
                 raise   # the client hung up (logged 499): the upstream was fine
             except (aiohttp.ClientError, OSError) as e:
                 # The upstream broke mid-body: break the client's connection too, so a short body
                 # can never pass for a complete one.
-                self.gw.metrics.upstream_errors.labels("broken_stream").inc()
+                self.gw.metrics.upstream_errors.labels("broken_stream", self.upstream.name).inc()
                 log.warning("upstream_stream_broken", request_id=self.request_id, error=type(e).__name__)
                 if self.request.transport is not None:
                     self.request.transport.abort()

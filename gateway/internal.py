@@ -1,5 +1,5 @@
 """The gateway's own endpoints on the S3 listener: ``/healthz`` (the process is up), ``/readyz``
-(ready for traffic: not draining, the upstream answers) and ``/metrics`` (Prometheus text, unless
+(ready for traffic: not draining, every store answers) and ``/metrics`` (Prometheus text, unless
 metrics have a listener of their own).
 
 They answer only *unsigned* GET/HEAD requests with no query. Every S3 request is signed (the
@@ -32,7 +32,7 @@ class InternalEndpoints:
     def __init__(self, gateway: "Gateway") -> None:
         self.gw = gateway
         self._ready_at = 0.0
-        self._ready = False
+        self._down: list[str] | None = None   # the stores that did not answer the last probe
         self._routes: dict[str, Handler] = {"/healthz": self.healthz, "/readyz": self.readyz}
         if gateway.settings.metrics.enabled and not gateway.settings.metrics.listen:
             self._routes["/metrics"] = self.metrics
@@ -55,21 +55,24 @@ class InternalEndpoints:
         if gw.draining:
             return json_response({"status": "draining"}, status=503)
         now = time.monotonic()
-        if now - self._ready_at > _READY_CACHE_SECONDS:
-            self._ready = await self._probe_upstream()
+        if self._down is None or now - self._ready_at > _READY_CACHE_SECONDS:
+            stores = list(gw.stores or ())
+            answers = await asyncio.gather(*(self._probe(s) for s in stores))
+            self._down = [s.name for s, up in zip(stores, answers) if not up]
             self._ready_at = now
-        if self._ready:
+        if not self._down:
             return json_response({"status": "ready", "profile": gw.profile.name})
-        return json_response({"status": "upstream unreachable"}, status=503)
+        return json_response({"status": "upstream unreachable", "stores": self._down}, status=503)
 
-    async def _probe_upstream(self) -> bool:
+    async def _probe(self, store) -> bool:
         try:
-            resp = await asyncio.wait_for(self.gw.upstream.send(UpstreamRequest("HEAD", _PROBE_PATH)), 5)
+            resp = await asyncio.wait_for(store.send(UpstreamRequest("HEAD", _PROBE_PATH)), 5)
             resp.release()
             ok = resp.status < 500
         except Exception:
             ok = False
-        self.gw.metrics.upstream_ok = ok
+        if not ok or store.name == "default":
+            self.gw.metrics.upstream_ok = ok
         return ok
 
     async def metrics(self, request: Request) -> Response:

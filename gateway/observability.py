@@ -220,17 +220,19 @@ _LATENCY_BUCKETS = (.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.
 
 
 class _Latencies:
-    """Latency histograms by operation, kept as plain lists: an observation is one bisect and two
-    additions (prometheus_client's Histogram takes a lock and walks its buckets in Python: ~1 µs a
-    call, on every request). ``collect()`` renders them as a histogram family at scrape time."""
+    """Latency histograms by operation (or by a tuple of label values), kept as plain lists: an
+    observation is one bisect and two additions (prometheus_client's Histogram takes a lock and
+    walks its buckets in Python: ~1 µs a call, on every request). ``collect()`` renders them as a
+    histogram family at scrape time."""
 
-    __slots__ = ("name", "doc", "bounds", "by_op")
+    __slots__ = ("name", "doc", "bounds", "by_op", "labels")
 
-    def __init__(self, name: str, doc: str, bounds: tuple[float, ...]) -> None:
-        self.name, self.doc, self.bounds = name, doc, bounds
-        self.by_op: dict[str, list] = {}
+    def __init__(self, name: str, doc: str, bounds: tuple[float, ...],
+                 labels: tuple[str, ...] = ("operation",)) -> None:
+        self.name, self.doc, self.bounds, self.labels = name, doc, bounds, labels
+        self.by_op: dict = {}
 
-    def observe(self, op: str, seconds: float) -> None:
+    def observe(self, op, seconds: float) -> None:
         h = self.by_op.get(op)
         if h is None:
             h = self.by_op[op] = [0] * (len(self.bounds) + 1) + [0.0]   # counts per bucket, +Inf, sum
@@ -238,14 +240,14 @@ class _Latencies:
         h[-1] += seconds
 
     def family(self) -> HistogramMetricFamily:
-        fam = HistogramMetricFamily(self.name, self.doc, labels=["operation"])
+        fam = HistogramMetricFamily(self.name, self.doc, labels=list(self.labels))
         for op, h in sorted(self.by_op.items()):
             cumulative, buckets = 0, []
             for bound, n in zip(self.bounds, h):
                 cumulative += n
                 buckets.append((floatToGoString(bound), cumulative))
             buckets.append(("+Inf", cumulative + h[len(self.bounds)]))
-            fam.add_metric([op], buckets, sum_value=h[-1])
+            fam.add_metric(list(op) if isinstance(op, tuple) else [op], buckets, sum_value=h[-1])
         return fam
 
 
@@ -286,12 +288,12 @@ class Metrics:
         self.latency = _Latencies("r2gw_request_duration_seconds", "Time to answer a request, by operation.",
                                   _LATENCY_BUCKETS)
         self.upstream_latency = _Latencies("r2gw_upstream_duration_seconds",
-                                           "Time until the upstream's response headers, by operation.",
-                                           _LATENCY_BUCKETS)
+                                           "Time until the upstream's response headers, by operation and store.",
+                                           _LATENCY_BUCKETS, ("operation", "upstream"))
         r.register(_RequestCollector(self))
         self.upstream_errors = Counter("r2gw_upstream_errors_total",
-                                       "Upstream failures: unreachable, timeout, broken stream, 5xx.",
-                                       ["reason"], registry=r)
+                                       "Upstream failures: unreachable, timeout, broken stream, 5xx; by store.",
+                                       ["reason", "upstream"], registry=r)
         self.in_flight = Gauge("r2gw_requests_in_flight", "Requests being served now.", registry=r)
         if in_flight is not None:
             self.in_flight.set_function(in_flight)
@@ -301,12 +303,29 @@ class Metrics:
                                 "Requests using a feature the compatibility profile does not allow, by "
                                 "operation and feature (counted in enforce and audit modes).",
                                 ["operation", "feature", "mode"], registry=r)
-        self.upstream_pool = Gauge("r2gw_upstream_connections", "Connections open to the upstream.", registry=r)
+        self.upstream_pool = Gauge("r2gw_upstream_connections", "Connections open to each store.", ["upstream"],
+                                   registry=r)
         # the last exchange with the upstream: answered (1), or unreachable / timed out (0)
         self.upstream_ok = True
         Gauge("r2gw_upstream_up", "1 if the upstream answered the last request sent to it (or the last "
               "readiness probe), 0 if it was unreachable or timed out.",
               registry=r).set_function(lambda: 1.0 if self.upstream_ok else 0.0)
+        # migration on read (gateway/stores/on_read.py)
+        self.migrated_objects = Counter("r2gw_migrated_objects_total",
+                                        "Objects copied on read from a bucket's migration source, by bucket and "
+                                        "result (copied, already_present, failed).", ["bucket", "result"], registry=r)
+        self.migrated_bytes = Counter("r2gw_migrated_bytes_total", "Bytes of the objects counted in "
+                                      "r2gw_migrated_objects_total.", ["bucket", "result"], registry=r)
+        self.migrations_in_flight = Gauge("r2gw_migration_copies_in_flight",
+                                          "Copies on read in progress (in requests and in the background).",
+                                          registry=r)
+        self.migrations_queued = Gauge("r2gw_migration_queue_length", "Background copies waiting.", registry=r)
+        self.migrations_handed_off = Counter("r2gw_migration_handoffs_total",
+                                             "Copies on read moved from the reading request to the background "
+                                             "(destination_behind: it fell further behind than the buffer; "
+                                             "read_stopped: the read ended early).", ["reason"], registry=r)
+        self.migrations_dropped = Counter("r2gw_migration_dropped_total", "Background copies not queued (the "
+                                          "queue was full; the next read tries again).", registry=r)
 
     def observe_request(self, operation: str, status: int, seconds: float, received: int, sent: int) -> None:
         """Count one answered request."""
@@ -317,13 +336,13 @@ class Metrics:
         self.received_bytes += received
         self.sent_bytes += sent
 
-    def observe_upstream(self, operation: str, seconds: float) -> None:
-        self.upstream_latency.observe(operation, seconds)
+    def observe_upstream(self, operation: str, store: str, seconds: float) -> None:
+        self.upstream_latency.observe((operation, store), seconds)
         self.upstream_ok = True
 
-    def upstream_failed(self, reason: str) -> None:
-        """The upstream could not be asked (unreachable, timeout) or failed (5xx, a broken body)."""
-        self.upstream_errors.labels(reason).inc()
+    def upstream_failed(self, reason: str, store: str = "default") -> None:
+        """A store could not be asked (unreachable, timeout) or failed (5xx, a broken body)."""
+        self.upstream_errors.labels(reason, store).inc()
         if reason in ("ServiceUnavailable", "GatewayTimeout"):
             self.upstream_ok = False
 

@@ -55,12 +55,10 @@ async def handle(ex: Exchange) -> StreamResponse:
     # 1. addressing
     addr = addressing.parse(headers.get("host", ""), ex.raw_path, gw.virtual_host_domains)
     ex.bucket, ex.key = addr.bucket, addr.key
-    if ex.bucket == gw.internal_bucket:
+    ex.route, ex.upstream = gw.stores.locate(ex.bucket)
+    if ex.bucket in gw.stores.internal_buckets:
         raise S3Error("AccessDenied")
-    if ex.bucket in quirks.OTHER_API_ENTRIES and (gw.upstream.dialect is None
-                                                  or gw.upstream.has(quirks.OTHER_APIS_IN_PATH)):
-        raise S3Error("InvalidBucketName", "The bucket name is reserved by the upstream storage.",
-                      BucketName=ex.bucket)
+    _refuse_other_api(ex.bucket, ex.upstream)
     if ex.method == "POST" and ex.key is None and ex.bucket and not ex.raw_query \
             and headers.get("content-type", "")[:19].lower() == "multipart/form-data" \
             and "x-amz-request-route" not in headers:
@@ -79,8 +77,10 @@ async def handle(ex: Exchange) -> StreamResponse:
     ex.op = op = classify(ex.method, ex.bucket, ex.key, query, headers)
     # 4. may this key do it?
     source_bucket = ex.copy_source()[0] if "x-amz-copy-source" in headers else None
-    if source_bucket == gw.internal_bucket:
-        raise S3Error("AccessDenied")
+    if source_bucket is not None:
+        if source_bucket in gw.stores.internal_buckets:
+            raise S3Error("AccessDenied")
+        _refuse_other_api(source_bucket, gw.stores.for_bucket(source_bucket))   # a copy between stores GETs it
     ex.client_key.authorize(op, ex.bucket, source_bucket,
                             creates_bucket=headers.get("cf-create-bucket-if-missing", "").lower() == "true"
                             and op in ("PutObject", "CreateMultipartUpload"))
@@ -105,6 +105,13 @@ async def handle(ex: Exchange) -> StreamResponse:
     ex.upstream_headers = ex.forwarded_headers()
     # 6. R2 extensions, then 7. upstream and response
     return await gw.extensions.run(ex, forward)
+
+
+def _refuse_other_api(bucket: str | None, store) -> None:
+    """A bucket name that is another API's entry on its store (RGW's ``/admin``, ``/swift``)."""
+    if bucket in quirks.OTHER_API_ENTRIES and (store.dialect is None or store.has(quirks.OTHER_APIS_IN_PATH)):
+        raise S3Error("InvalidBucketName", "The bucket name is reserved by the upstream storage.",
+                      BucketName=bucket)
 
 
 def _has_body(request: Request, headers: dict[str, str]) -> bool:

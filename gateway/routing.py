@@ -18,13 +18,14 @@ class Route:
     store: str                          # the store that holds the bucket
     source_store: str | None = None     # migration source, if any: store and bucket
     source_bucket: str | None = None
+    list_merged: bool = False           # ListObjects shows the source's not-yet-copied objects too
 
     @property
     def migrates(self) -> bool:
         return self.source_store is not None
 
 
-_DEFAULT_ROUTE = Route(DEFAULT)
+DEFAULT_ROUTE = Route(DEFAULT)
 
 
 class Routes:
@@ -50,8 +51,8 @@ class Routes:
                 src = rule.migrate_from
                 if src is None:
                     return Route(rule.upstream)
-                return Route(rule.upstream, src.upstream, src.bucket or bucket)
-        return _DEFAULT_ROUTE
+                return Route(rule.upstream, src.upstream, src.bucket or bucket, src.list == "merged")
+        return DEFAULT_ROUTE
 
     def stores(self) -> set[str]:
         """Every store a rule names (as destination or source)."""

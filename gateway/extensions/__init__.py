@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Awaitable, Callable
 
-from . import (conditional, copy_conditions, create_bucket, list_buckets, location, merge, multipart,
-               restore, storage_class, unicode_metadata)
+from . import (conditional, copy_conditions, create_bucket, cross_store, list_buckets, location, merge,
+               multipart, restore, sippy, storage_class, unicode_metadata)
 
 if TYPE_CHECKING:
     from ..exchange import Exchange
@@ -54,10 +54,11 @@ class _Proceed:
 
 
 #: The chain, outermost first: for an operation several extensions change, the first listed sees the
-#: request first and the answer last. Conditions are checked before a missing bucket is created and
-#: before the metadata and storage class are rewritten for the upstream.
-CHAIN = (conditional, copy_conditions, create_bucket, list_buckets, location, merge, multipart, restore,
-         storage_class, unicode_metadata)
+#: request first and the answer last. Migration on read falls back from the destination's whole answer;
+#: conditions are checked before a missing bucket is created and before the metadata and storage
+#: class are rewritten for the upstream; a copy between stores writes what all of them prepared.
+CHAIN = (sippy, conditional, copy_conditions, create_bucket, list_buckets, location, merge, multipart, restore,
+         storage_class, unicode_metadata, cross_store)
 
 
 def default_extensions() -> Extensions:

@@ -24,7 +24,7 @@ async def conditional_write(ex, proceed):
         return await proceed(ex)
     for h in _HEADERS:
         ex.upstream_headers.pop(h, None)
-    upstream = ex.gw.upstream
+    upstream = ex.upstream
     if upstream.has(quirks.CONDITIONAL_WRITES) and not cond.by_time:
         for h in ("if-match", "if-none-match"):
             if h in ex.headers:

@@ -1,9 +1,14 @@
-"""ListBuckets with R2's pagination: ``prefix``, ``start-after``, ``continuation-token`` and
-``max-keys`` from the query or the ``cf-*`` headers (headers win); ``IsTruncated``,
-``NextContinuationToken`` and friends in the XML and as ``cf-*`` response headers.
+"""ListBuckets over every store (gateway/stores/buckets.py), paginated two ways:
+
+- R2's: ``prefix``, ``start-after``, ``continuation-token`` and ``max-keys`` (default and at most
+  1000) from the query or the ``cf-*`` headers (headers win); ``IsTruncated``,
+  ``NextContinuationToken`` and friends in the XML and as ``cf-*`` response headers.
+- AWS's (2024), chosen by ``max-buckets`` in the query (1 to 10,000): ``continuation-token`` and
+  ``prefix``; the answer's ``ContinuationToken`` is the next page's token, ``Prefix`` echoes.
 
 Continuation tokens are the base64url of the last bucket name returned: opaque to clients and
-stateless, so any replica can continue a listing. A bucket-scoped key sees only its buckets.
+stateless, so any replica can continue a listing (of the same merged list). A bucket-scoped key
+sees only its buckets.
 """
 from __future__ import annotations
 
@@ -14,10 +19,11 @@ from ..server import Response
 
 from .. import s3xml
 from ..errors import S3Error
-from ..upstream.responses import read_capped, upstream_error
 from ..s3xml import element
+from ..stores.buckets import list_all
 
 MAX_KEYS = 1000
+MAX_BUCKETS = 10_000
 
 
 def encode_token(name: str) -> str:
@@ -35,47 +41,47 @@ def _param(ex, name: str) -> str | None:
     return ex.headers.get("cf-" + name, ex.query.get(name))
 
 
-async def list_buckets(ex, proceed):
-    prefix = _param(ex, "prefix") or ""
-    start_after = _param(ex, "start-after")
-    token = _param(ex, "continuation-token")
-    raw_max = _param(ex, "max-keys")
+def _count(raw: str | None, default: int, name: str, low: int, high: int) -> int:
+    if raw in (None, ""):
+        return default
     try:
-        max_keys = MAX_KEYS if raw_max in (None, "") else int(raw_max)
+        n = int(raw)
     except ValueError:
-        raise S3Error("InvalidArgument", "max-keys must be an integer") from None
-    if not 0 <= max_keys:
-        raise S3Error("InvalidArgument", "max-keys must not be negative")
-    max_keys = min(max_keys, MAX_KEYS)
-    resp = await ex.call_upstream("GET", "/", "", {}, None)
-    ex.upstream_status = resp.status
-    try:
-        if resp.status >= 400:
-            raise await upstream_error(ex, resp)
-        root = s3xml.parse(await read_capped(resp, 64 * 1024 * 1024), limit=64 * 1024 * 1024)
-    finally:
-        resp.release()
-    owner_xml = ""
-    buckets: list[tuple[str, str]] = []
-    for child in root:
-        name = s3xml.local(child.tag) if isinstance(child.tag, str) else ""
-        if name == "Owner":
-            owner_xml = "<Owner>" + element("ID", s3xml.find_text(child, "ID") or "") + \
-                element("DisplayName", s3xml.find_text(child, "DisplayName") or "") + "</Owner>"
-        elif name == "Buckets":
-            for b in child:
-                buckets.append((s3xml.find_text(b, "Name") or "", s3xml.find_text(b, "CreationDate") or ""))
+        raise S3Error("InvalidArgument", f"{name} must be an integer") from None
+    if n < low:
+        raise S3Error("InvalidArgument", f"{name} must not be negative")
+    return min(n, high)
+
+
+async def list_buckets(ex, proceed):
+    aws_form = "max-buckets" in ex.query
+    prefix = _param(ex, "prefix") or ""
+    token = _param(ex, "continuation-token")
+    start_after = None if aws_form else _param(ex, "start-after")
+    if aws_form:
+        limit = int(ex.query["max-buckets"]) if ex.query["max-buckets"].isdigit() else -1
+        if not 1 <= limit <= MAX_BUCKETS:
+            raise S3Error("InvalidArgument", "max-buckets must be an integer from 1 to 10000",
+                          ArgumentName="max-buckets")
+    else:
+        limit = _count(_param(ex, "max-keys"), MAX_KEYS, "max-keys", 0, MAX_KEYS)
+    everything = await list_all(ex)
     key = ex.client_key
-    buckets.sort()
     after = decode_token(token) if token else start_after
-    hidden = ex.gw.internal_bucket
-    selected = [b for b in buckets
-                if b[0] != hidden and b[0].startswith(prefix) and (after is None or b[0] > after) and key.sees_bucket(b[0])]
-    page, truncated = selected[:max_keys], len(selected) > max_keys
-    next_token = encode_token(page[-1][0]) if truncated and page else None
-    body = [owner_xml, "<Buckets>"]
+    selected = [b for b in everything.buckets
+                if b.name.startswith(prefix) and (after is None or b.name > after) and key.sees_bucket(b.name)]
+    page, truncated = selected[:limit], len(selected) > limit
+    next_token = encode_token(page[-1].name) if truncated and page else None
+    body = [everything.owner_xml, "<Buckets>"]
     body += [f"<Bucket>{element('Name', n)}{element('CreationDate', d)}</Bucket>" for n, d in page]
     body.append("</Buckets>")
+    headers = {"Content-Type": "application/xml", "x-amz-request-id": ex.request_id}
+    if aws_form:
+        if next_token:
+            body.append(element("ContinuationToken", next_token))
+        if prefix:
+            body.append(element("Prefix", prefix))
+        return Response(body=s3xml.document("ListAllMyBucketsResult", body), headers=headers)
     body.append(element("IsTruncated", "true" if truncated else "false"))
     if next_token:
         body.append(element("NextContinuationToken", next_token))
@@ -86,13 +92,11 @@ async def list_buckets(ex, proceed):
     if prefix:
         body.append(element("Prefix", prefix))
     body.append(element("KeyCount", len(page)))
-    body.append(element("MaxKeys", max_keys))
-    out = Response(body=s3xml.document("ListAllMyBucketsResult", body),
-                       headers={"Content-Type": "application/xml", "x-amz-request-id": ex.request_id,
-                                "cf-is-truncated": "true" if truncated else "false"})
+    body.append(element("MaxKeys", limit))
+    headers["cf-is-truncated"] = "true" if truncated else "false"
     if next_token:
-        out.headers["cf-next-continuation-token"] = next_token
-    return out
+        headers["cf-next-continuation-token"] = next_token
+    return Response(body=s3xml.document("ListAllMyBucketsResult", body), headers=headers)
 
 
 def register(ext) -> None:

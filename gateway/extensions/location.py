@@ -22,7 +22,7 @@ async def create_bucket(ex, proceed):
         loc = (s3xml.find_text(root, "LocationConstraint") or "").strip()
         if loc not in ALIASES and loc not in HINTS:
             raise S3Error("InvalidLocationConstraint", LocationConstraint=loc)
-    region = ex.gw.upstream.signer.region
+    region = ex.upstream.signer.region
     if region in ("us-east-1", ""):
         ex.body = None
     else:

@@ -65,11 +65,11 @@ def _requested_parts(body: bytes) -> list[int]:
 
 
 def _record_path(ex, bucket: str, key: str) -> str:
-    return "/" + uri_encode(ex.gw.internal_bucket, True) + "/" + uri_encode(f"parts/{bucket}/{key}", True)
+    return "/" + uri_encode(ex.upstream.internal_bucket, True) + "/" + uri_encode(f"parts/{bucket}/{key}", True)
 
 
 async def complete(ex, proceed):
-    record = ex.gw.upstream.has(quirks.IGNORES_PART_NUMBER)
+    record = ex.upstream.has(quirks.IGNORES_PART_NUMBER)
     uniform = _uniform(ex.gw.profile) and ex.gw.rules.mode != "off"
     if not (uniform or record) or not isinstance(ex.body, bytes):
         return await proceed(ex)
@@ -96,7 +96,7 @@ async def _save_record(ex, record: dict) -> None:
     status = resp.status
     resp.release()
     if status == 404:  # the internal bucket does not exist yet
-        r = await ex.call_upstream("PUT", "/" + uri_encode(ex.gw.internal_bucket, True), "", {}, None)
+        r = await ex.call_upstream("PUT", "/" + uri_encode(ex.upstream.internal_bucket, True), "", {}, None)
         r.release()
         resp = await ex.call_upstream("PUT", path, "", {"content-type": "application/json"}, body)
         resp.release()
@@ -116,7 +116,7 @@ async def _load_record(ex) -> dict | None:
 
 async def part_number(ex, proceed):
     raw = ex.query.get("partNumber")
-    if raw is None or not ex.gw.upstream.has(quirks.IGNORES_PART_NUMBER):
+    if raw is None or not ex.upstream.has(quirks.IGNORES_PART_NUMBER):
         return await proceed(ex)
     try:
         number = int(raw)

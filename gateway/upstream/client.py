@@ -16,6 +16,7 @@ from yarl import URL
 
 from .. import config
 from ..errors import S3Error
+from .credentials import ChainCredentials
 from .signer import EMPTY_SHA256, UNSIGNED, UpstreamSigner
 from .pool import ConnectError, LeanPool
 
@@ -31,13 +32,21 @@ class UpstreamRequest:
 
 
 class Upstream:
-    """One upstream endpoint: ``send()`` signs and sends, returning the streaming response."""
+    """One upstream endpoint (a *store*): ``send()`` signs and sends, returning the streaming response.
+
+    ``name`` is the store's name in the config (``default`` for ``upstream``), a metrics label;
+    ``internal_bucket`` the gateway's own hidden bucket on it; ``credentials`` (a keyless store)
+    the AWS chain that keeps the signer's keys current (gateway/upstream/credentials.py)."""
 
     def __init__(self, endpoint: str, access_key_id: str, secret_access_key: str, region: str,
                  *, max_connections: int = 256, connect_timeout: float = 5.0,
                  read_timeout: float = 300.0, verify_tls: bool = True, dialect: str = "auto",
-                 transport: str = "aiohttp") -> None:
+                 transport: str = "aiohttp", name: str = "default", internal_bucket: str = "r2gw-internal",
+                 credentials: ChainCredentials | None = None) -> None:
         url = URL(endpoint)
+        self.name = name
+        self.internal_bucket = internal_bucket
+        self.credentials = credentials
         self.endpoint = endpoint
         self.host = url.raw_authority
         self.signer = UpstreamSigner(access_key_id, secret_access_key, region)
@@ -54,15 +63,22 @@ class Upstream:
 
     @classmethod
     def from_settings(cls, up: "config.Upstream", endpoint: str | None = None,
-                      access_key_id: str | None = None, secret_access_key: str | None = None) -> "Upstream":
-        """A client for one configured store (``endpoint`` and keys override the settings')."""
+                      access_key_id: str | None = None, secret_access_key: str | None = None,
+                      name: str = "default") -> "Upstream":
+        """A client for one configured store (``endpoint`` and keys override the settings'); a store
+        with an endpoint and no keys signs with the AWS chain's credentials (resolved at ``start``)."""
+        chain = None
+        if up.uses_aws_chain and not access_key_id:
+            chain = ChainCredentials(name, up.aws_profile)
         return cls(endpoint or up.endpoint, access_key_id or up.access_key_id or "",
                    secret_access_key or (up.secret_access_key.get_secret_value() if up.secret_access_key else ""),
                    up.region, max_connections=up.max_connections, connect_timeout=up.timeouts.connect,
                    read_timeout=up.timeouts.read, verify_tls=up.verify_tls, dialect=up.dialect,
-                   transport=up.transport)
+                   transport=up.transport, name=name, internal_bucket=up.internal_bucket, credentials=chain)
 
     async def start(self) -> None:
+        if self.credentials is not None:
+            await self.credentials.start(self.signer)
         if self.transport == "lean":
             self._lean = LeanPool(self.endpoint, max_connections=self._max_connections,
                                   connect_timeout=self._connect_timeout, read_timeout=self._read_timeout,
@@ -79,6 +95,8 @@ class Upstream:
             max_line_size=64 * 1024, max_field_size=64 * 1024)
 
     async def close(self) -> None:
+        if self.credentials is not None:
+            await self.credentials.close()
         if self._lean is not None:
             await self._lean.close()
             self._lean = None

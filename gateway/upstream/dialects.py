@@ -49,7 +49,7 @@ async def fix_request(ex: "Exchange") -> None:
         return
     if "uploadId" not in ex.query and "x-amz-copy-source-range" not in headers:
         return
-    upstream = ex.gw.upstream
+    upstream = ex.upstream
     if upstream.dialect is None:  # not known yet: learn it before sending a form that could crash it
         resp = await upstream.send(UpstreamRequest("HEAD", "/"))
         resp.release()

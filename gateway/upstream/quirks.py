@@ -30,3 +30,13 @@ UNQUOTED_IF_MATCH = frozenset({"ceph"})
 OTHER_APIS_IN_PATH = frozenset({"ceph"})
 #: … and those segments (RGW's defaults for rgw_admin_entry, rgw_swift_url_prefix, rgw_swift_auth_entry).
 OTHER_API_ENTRIES = frozenset({"admin", "swift", "auth"})
+
+#: ``If-None-Match: *`` on PutObject refuses (412) a key that exists when the write commits, so of
+#: two concurrent create-only writes one wins and a plain write landing during one is never
+#: overwritten. Measured on RGW 16.2 and moto 5.2 for unversioned buckets (on a versioned bucket
+#: RGW 16 lets concurrent create-only writes all succeed); elsewhere the gateway HEADs first.
+CREATE_ONLY_PUT = frozenset({"aws", "minio", "ceph", "moto"})
+
+#: ``If-None-Match: *`` honoured on CompleteMultipartUpload (RGW 16 ignores it and overwrites):
+#: elsewhere a create-only multipart copy HEADs the key just before completing.
+CONDITIONAL_COMPLETE = frozenset({"aws", "minio", "moto"})

@@ -69,7 +69,7 @@ async def upstream_error(ex: "Exchange", resp: aiohttp.ClientResponse) -> S3Erro
         except S3Error:
             pass
     if resp.status >= 500:
-        ex.gw.metrics.upstream_errors.labels(f"http_{resp.status}").inc()
+        ex.gw.metrics.upstream_errors.labels(f"http_{resp.status}", ex.upstream.name).inc()
     err = translate_error(ex, resp.status, code, message, fields)
     if ex.method == "HEAD":
         err.headers["_no_body"] = "1"

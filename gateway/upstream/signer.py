@@ -20,11 +20,13 @@ def _signed(name: str) -> bool:
 
 
 class UpstreamSigner:
-    __slots__ = ("access_key_id", "_secret", "region", "service", "_stamp", "_date")
+    __slots__ = ("access_key_id", "_secret", "_token", "region", "service", "_stamp", "_date")
 
-    def __init__(self, access_key_id: str, secret_access_key: str, region: str, service: str = "s3"):
+    def __init__(self, access_key_id: str, secret_access_key: str, region: str, service: str = "s3",
+                 session_token: str | None = None):
         self.access_key_id = access_key_id
         self._secret = secret_access_key
+        self._token = session_token
         self.region = region
         self.service = service
         self._stamp = -1
@@ -32,6 +34,18 @@ class UpstreamSigner:
 
     def __repr__(self) -> str:  # never show the secret
         return f"UpstreamSigner({self.access_key_id!r}, region={self.region!r})"
+
+    def set_credentials(self, access_key_id: str, secret_access_key: str, session_token: str | None) -> None:
+        """New keys (temporary ones from the AWS chain, refreshed): every request signed from now on
+        uses them; a session token goes upstream as ``X-Amz-Security-Token``."""
+        self.access_key_id, self._secret, self._token = access_key_id, secret_access_key, session_token or None
+
+    def has_secret(self, secret_access_key: str) -> bool:
+        return hmac.compare_digest(self._secret, secret_access_key)
+
+    @property
+    def session_token(self) -> str | None:
+        return self._token
 
     def _amz_date(self) -> str:
         now = int(time.time())
@@ -45,6 +59,8 @@ class UpstreamSigner:
         """Add x-amz-date, x-amz-content-sha256 and Authorization to ``headers`` (lowercase names,
         which must already hold ``host``)."""
         amz_date = self._amz_date()
+        if self._token is not None:
+            headers["x-amz-security-token"] = self._token
         headers["x-amz-date"] = amz_date
         headers["x-amz-content-sha256"] = payload_hash
         names = sorted(n for n in headers if _signed(n))

@@ -46,6 +46,20 @@ SCENARIOS = {
         "podDisruptionBudget": {"enabled": True, "minAvailable": 1},
     },
     "tls": {**UPSTREAM, "tls": {"secretName": "r2-gateway-tls"}},
+    "stores": {
+        **UPSTREAM,
+        "config": {"upstream": UPSTREAM["config"]["upstream"],
+                   "upstreams": {"archive": {"endpoint": "https://s3.eu-central-1.amazonaws.com",
+                                             "region": "eu-central-1", "dialect": "aws"},
+                                 "ceph-b": {"endpoint": "http://rgw-b.storage.svc:7480", "dialect": "ceph"}},
+                   "buckets": [{"match": "legacy-*", "upstream": "archive"},
+                               {"match": "media", "migrate_from": {"upstream": "archive", "bucket": "media-2019",
+                                                                   "list": "merged"}},
+                               {"match": "b-*", "upstream": "ceph-b"}],
+                   "migrate_on_read": {"queue": 64, "concurrency": 2}},
+        "storeCredentials": {"ceph-b": {"accessKeyId": "CEPHBKEY", "secretAccessKey": "b-store-s3cr3t-value"}},
+        "serviceAccount": {"irsaRoleArn": "arn:aws:iam::123456789012:role/r2-gateway-archive"},
+    },
 }
 
 
@@ -252,8 +266,66 @@ def test_listen_port_follows_config():
     assert {"name": "R2GW_LISTEN", "value": "0.0.0.0:9000"} in container["env"]
 
 
+def test_stores_credentials_per_store_and_irsa(tmp_path):
+    values = SCENARIOS["stores"]
+    r = render(values)
+    sa = r.one("ServiceAccount")
+    assert sa["metadata"]["annotations"] == {"eks.amazonaws.com/role-arn": values["serviceAccount"]["irsaRoleArn"]}
+    assert "b-store-s3cr3t-value" not in r.one("ConfigMap")["data"]["config.yaml"]
+    assert "CEPHBKEY" not in r.one("ConfigMap")["data"]["config.yaml"]
+    wiring, *_ = _wiring("stores", r)
+    settings = load_with_gateway(wiring, tmp_path)
+    archive, ceph_b = settings.upstreams["archive"], settings.upstreams["ceph-b"]
+    assert archive.uses_aws_chain and archive.region == "eu-central-1"
+    assert (ceph_b.access_key_id, ceph_b.secret_access_key.get_secret_value()) == ("CEPHBKEY", "b-store-s3cr3t-value")
+    assert [b.match for b in settings.buckets] == ["legacy-*", "media", "b-*"]
+    assert settings.buckets[1].migrate_from.list == "merged" and settings.migrate_on_read.queue == 64
+
+
+def test_a_sidecar_in_front_of_aws_s3_needs_no_static_keys(tmp_path):
+    values = {"config": {"upstream": {"endpoint": "https://s3.eu-central-1.amazonaws.com", "region": "eu-central-1",
+                                      "dialect": "aws"}},
+              "upstreamCredentials": {"awsChain": True},
+              "clientKeys": [{"accessKeyId": "app", "secretAccessKey": "app-secret", "permission": "object-read-write"}],
+              "serviceAccount": {"irsaRoleArn": "arn:aws:iam::123456789012:role/app-s3"}}
+    r = render(values)
+    k8s_validate(r.objects)
+    assert set(secret_data_of(r)) == {"client-app"}
+    container = find_container(pod_spec(r.one("Deployment")), "r2-gateway")
+    assert not [e for e in container["env"] if e["name"].startswith("R2GW_UPSTREAM")]
+    wiring = check_gateway_container(pod_spec(r.one("Deployment")), container, _by_name(r, "ConfigMap"),
+                                     _by_name(r, "Secret"))
+    settings = load_with_gateway(wiring, tmp_path)
+    assert settings.upstream.uses_aws_chain
+    assert r.one("ServiceAccount")["metadata"]["annotations"]["eks.amazonaws.com/role-arn"].endswith("app-s3")
+
+
+def test_store_credentials_from_an_existing_secret():
+    values = {**SCENARIOS["stores"], "existingSecret": "mine", "storeCredentials": {"ceph-b": {}}}
+    del values["upstreamCredentials"], values["clientKeys"]
+    r = render(values)
+    assert not r.of_kind("Secret")
+    config = yaml.safe_load(r.one("ConfigMap")["data"]["config.yaml"])
+    assert config["upstreams"]["ceph-b"]["secret_access_key_file"] == \
+        "/var/run/secrets/r2-gateway/store-ceph-b-secret-access-key"
+    spec = pod_spec(r.one("Deployment"))
+    check_gateway_container(spec, find_container(spec, "r2-gateway"), _by_name(r, "ConfigMap"), {}, placeholder_secrets={
+        "mine": {"upstream-access-key-id", "upstream-secret-access-key", "store-ceph-b-access-key-id",
+                 "store-ceph-b-secret-access-key"}})
+
+
+def secret_data_of(r: Rendered) -> dict:
+    import base64
+    return {k: base64.b64decode(v).decode() for k, v in (r.one("Secret").get("data") or {}).items()}
+
+
 @pytest.mark.parametrize("values, message", [
     ({"config": {"upstream": {"endpoint": "http://s3:9000"}}}, "upstreamCredentials.secretAccessKey"),
+    ({"config": {"upstream": {"endpoint": "http://s3:9000"}},
+      "upstreamCredentials": {"awsChain": True, "secretAccessKey": "x"}}, "upstreamCredentials.awsChain"),
+    ({"storeCredentials": {"ghost": {"accessKeyId": "a", "secretAccessKey": "b"}}}, "no store ghost"),
+    ({"config": {"upstreams": {"b": {"endpoint": "http://b:1"}}}, "storeCredentials": {"b": {"accessKeyId": "a"}}},
+     "set accessKeyId and secretAccessKey"),
     ({"upstreamCredentials": {"accessKeyId": "a", "secretAccessKey": "b"}}, "config.upstream.endpoint is not"),
     ({"replicaCount": 2}, "embedded in-memory upstream is per pod"),
     ({"clientKeys": [{"accessKeyId": "a", "permission": "admin-read-write"}]}, "set secretAccessKey"),
@@ -279,6 +351,13 @@ def test_template_checks_refuse_unusable_values(values, message):
     {"clientKeys": [{"accessKeyId": "a", "secretAccessKey": "x", "permission": "admin-read-write",
                      "buckets": ["b"]}]},
     {"image": {"pullPolicy": "Sometimes"}},
+    {"config": {"upstreams": {"b": {"endpoint": "http://b:1", "secret_access_key": "inline"}}}},
+    {"config": {"upstreams": {"default": {"endpoint": "http://b:1"}}}},
+    {"config": {"upstreams": {"b": {"region": "eu"}}}},
+    {"config": {"buckets": [{"upstream": "b"}]}},
+    {"config": {"buckets": [{"match": "a", "migrate_from": {"upstream": "b", "list": "everything"}}]}},
+    {"storeCredentials": {"b": {"secretAccessKey": "x", "region": "eu"}}},
+    {"serviceAccount": {"irsaRoleArn": "my-role"}},
 ])
 def test_schema_rejects_bad_values(values):
     """values.schema.json, as Helm itself enforces it on install."""

@@ -25,7 +25,22 @@ def _parts(objects):
 
 def test_renders_valid_kubernetes_objects(objects):
     k8s_validate(objects)
-    assert sorted(o["kind"] for o in objects) == ["ConfigMap", "Deployment", "Secret"]
+    assert sorted(o["kind"] for o in objects) == ["ConfigMap", "Deployment", "Secret", "ServiceAccount"]
+
+
+def test_keyless_store_signs_with_irsa_others_with_their_secrets(objects, tmp_path):
+    _, spec, configmaps, secrets = _parts(objects)
+    (sa,) = [o for o in objects if o["kind"] == "ServiceAccount"]
+    assert spec["serviceAccountName"] == sa["metadata"]["name"]
+    assert sa["metadata"]["annotations"]["eks.amazonaws.com/role-arn"].startswith("arn:aws:iam::")
+    wiring = check_gateway_container(spec, find_container(spec, "r2-gateway"), configmaps, secrets)
+    settings = load_with_gateway(wiring, tmp_path)
+    assert settings.upstreams["archive"].uses_aws_chain
+    backup = settings.upstreams["backup"]
+    assert (backup.access_key_id, backup.secret_access_key.get_secret_value()) == (
+        "REPLACE-backup-access-key-id", "REPLACE-backup-secret-access-key")
+    route = {b.match: b for b in settings.buckets}["my-app-uploads"]
+    assert (route.migrate_from.upstream, route.migrate_from.bucket) == ("archive", "my-app-uploads-2019")
 
 
 def test_gateway_is_a_native_sidecar(objects):

@@ -121,10 +121,15 @@ def test_sidecar_example_serves_the_app(tmp_path):
     try:
         config = yaml.safe_load(wiring.config_text)
         config["upstream"]["endpoint"] = moto.endpoint
+        for store in config.get("upstreams", {}).values():   # every store of the example, here one moto
+            store["endpoint"] = moto.endpoint
         wiring.config_text = yaml.safe_dump(config)
         wiring.secret_files = dict(wiring.secret_files, **{"upstream-secret-access-key": moto.secret_key})
         cfg, env = wiring.materialize(tmp_path)
         env["R2GW_UPSTREAM_ACCESS_KEY_ID"] = moto.access_key
+        # the keyless store's AWS chain: what IRSA gives the pod is played by the chain's environment
+        env.update({"AWS_ACCESS_KEY_ID": moto.access_key, "AWS_SECRET_ACCESS_KEY": moto.secret_key,
+                    "AWS_EC2_METADATA_DISABLED": "true"})
         bucket = config["keys"][0]["buckets"][0]
         boto3.client("s3", endpoint_url=moto.endpoint, region_name="us-east-1",
                      aws_access_key_id=moto.access_key, aws_secret_access_key=moto.secret_key

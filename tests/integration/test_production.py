@@ -174,9 +174,9 @@ def test_metrics_move_by_the_right_amounts(rgw, tmp_path):
         assert delta(before, after, "r2gw_received_bytes_total") == 3000
         assert delta(before, after, "r2gw_sent_bytes_total") >= 2000
         assert delta(before, after, 'r2gw_request_duration_seconds_count{operation="PutObject"}') == 3
-        assert delta(before, after, 'r2gw_upstream_duration_seconds_count{operation="GetObject"}') == 3
+        assert delta(before, after, 'r2gw_upstream_duration_seconds_count{operation="GetObject",upstream="default"}') == 3
         assert after["r2gw_requests_in_flight"] == 0
-        assert after["r2gw_upstream_connections"] >= 1
+        assert after['r2gw_upstream_connections{upstream="default"}'] >= 1
         for i in range(3):
             c.delete_object(Bucket=bucket, Key=f"k{i}")
         c.delete_bucket(Bucket=bucket)

@@ -67,7 +67,7 @@ class Resources:
 
     @classmethod
     def of(cls, gw) -> "Resources":
-        return cls(fd_count(gw.pid), rss_kib(gw.pid), metric(gw.endpoint, "r2gw_upstream_connections"))
+        return cls(fd_count(gw.pid), rss_kib(gw.pid), metric_sum(gw.endpoint, "r2gw_upstream_connections"))
 
 
 def settle(gw, baseline: Resources, *, fd_slack: int = 6, rss_slack_mib: int = 24,

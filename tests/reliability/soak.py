@@ -82,8 +82,8 @@ async def _metrics(session: aiohttp.ClientSession, endpoint: str) -> dict[str, f
         text = await r.text()
     out = {}
     for name in ("r2gw_upstream_connections", "r2gw_requests_in_flight"):
-        m = re.search(rf"^{name} ([0-9.eE+-]+)$", text, re.M)
-        out[name] = float(m.group(1)) if m else -1.0
+        found = re.findall(rf"^{name}(?:{{[^}}]*}})? ([0-9.eE+-]+)$", text, re.M)   # summed over the stores
+        out[name] = sum(map(float, found)) if found else -1.0
     return out
 
 

@@ -534,6 +534,7 @@ class _FakeUpstream:
 class _FakeExchange:
     def __init__(self, dialect, method="PUT", query=None, headers=None, key="k"):
         self.gw = type("GW", (), {"upstream": _FakeUpstream(dialect)})()
+        self.upstream = self.gw.upstream
         self.method, self.key, self.query = method, key, dict(query or {})
         self.upstream_headers = dict(headers or {})
 

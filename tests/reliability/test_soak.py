@@ -13,7 +13,7 @@ import pytest
 from tests.conftest import _empty_and_delete
 from tests.gateway_process import GatewayProcess
 
-from .helpers import UpstreamRef, metric, sockets_to_port
+from .helpers import UpstreamRef, metric_sum, sockets_to_port
 from .soak import run_load
 
 pytestmark = [pytest.mark.rgw, pytest.mark.slow]
@@ -29,7 +29,7 @@ def test_soak(rgw, rgw_s3, tmp_path, capsys):
         report = asyncio.run(run_load(gw.endpoint, gw.access_key, gw.secret_key, bucket, gw.pid, SECONDS,
                                       connections=200, warmup=min(15.0, SECONDS / 4)))
         # the pool metric counts what is really open (busy and idle) to the upstream
-        assert metric(gw.endpoint, "r2gw_upstream_connections") == sockets_to_port(gw.pid, rgw.port)
+        assert metric_sum(gw.endpoint, "r2gw_upstream_connections") == sockets_to_port(gw.pid, rgw.port)
     finally:
         gw.stop()
         _empty_and_delete(rgw_s3, bucket)

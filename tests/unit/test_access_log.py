@@ -11,7 +11,7 @@ def _exchange(i: int = 0, key: str = "k", **kw) -> SimpleNamespace:
     ex = SimpleNamespace(request_id=f"REQ{i}", auth=SimpleNamespace(access_key_id="AKID"), op="GetObject",
                          method="GET", bucket="b", key=key, upstream_status=200, bytes_in=0, bytes_out=10,
                          features=[], headers={"user-agent": "Boto3/1.40.0 md/Botocore#1.40.0"},
-                         raw_path=f"/b/{key}", raw_query="", claimed_key_id=None)
+                         raw_path=f"/b/{key}", raw_query="", claimed_key_id=None, upstream_request_id=None)
     for k, v in kw.items():
         setattr(ex, k, v)
     return ex

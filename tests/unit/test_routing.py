@@ -40,3 +40,37 @@ def test_bad_routing_is_refused_naming_the_key(tree, message):
     with pytest.raises(Exception) as e:
         settings(**tree)
     assert message in str(e.value)
+
+
+def test_list_merged_and_the_aws_chain_in_the_settings():
+    s = settings(upstreams={"archive": {"endpoint": "https://s3.eu-central-1.amazonaws.com", "region": "eu-central-1",
+                                        "aws_profile": "migration"}},
+                 buckets=[{"match": "media", "migrate_from": {"upstream": "archive", "list": "merged"}}])
+    assert Routes(s.buckets).for_bucket("media") == Route("default", "archive", "media", list_merged=True)
+    assert s.upstreams["archive"].uses_aws_chain and not s.upstream.uses_aws_chain
+    keyless = config.Settings.model_validate({"upstream": {"endpoint": "http://127.0.0.1:1"}})
+    assert keyless.upstream.uses_aws_chain
+    assert not config.Settings.model_validate({}).upstream.uses_aws_chain   # embedded
+
+
+@pytest.mark.parametrize("tree, message", [
+    ({"upstream": {**UP, "secret_access_key": None}}, "go together"),
+    ({"upstreams": {"x": {"endpoint": "http://h:1", "access_key_id": "a"}}}, "go together"),
+    ({"upstreams": {"x": {**UP, "aws_profile": "p"}}}, "aws_profile is for a store without keys"),
+    ({"upstream": {"aws_profile": "p"}}, "without upstream.endpoint"),
+    ({"buckets": [{"match": "a", "migrate_from": {"upstream": "default", "bucket": "b", "list": "all"}}]}, "list"),
+    ({"migrate_on_read": {"part_size_bytes": 1024}}, "part_size_bytes"),
+])
+def test_bad_store_settings_are_refused_naming_the_key(tree, message):
+    with pytest.raises(Exception) as e:
+        config.Settings.model_validate({"upstream": UP, **tree} if "upstream" not in tree else tree)
+    assert message in str(e.value)
+
+
+def test_merged_listing_resumes_past_a_whole_common_prefix():
+    from gateway.stores.merged_list import listing_start
+    assert listing_start(None, "", "/") is None
+    assert listing_start("a", "", "/") == "a"
+    assert listing_start("photos/", "", "/") == "photos/\U0010ffff"
+    assert listing_start("p/x/y", "p/", "/") == "p/x/\U0010ffff"
+    assert listing_start("p/x", "p/", "") == "p/x"

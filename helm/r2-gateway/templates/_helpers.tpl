@@ -70,9 +70,14 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- if and .Values.config.upstream .Values.config.upstream.endpoint }}true{{ end }}
 {{- end }}
 
-{{/* Whether the pod mounts a Secret at all (upstream credentials or client keys). */}}
+{{/* The default store signs with keys from the Secret (not with the AWS chain). */}}
+{{- define "r2-gateway.upstreamKeys" -}}
+{{- if and (include "r2-gateway.upstreamEnabled" .) (not (.Values.upstreamCredentials | default dict).awsChain) }}true{{ end }}
+{{- end }}
+
+{{/* Whether the pod mounts a Secret at all (upstream or store credentials, client keys). */}}
 {{- define "r2-gateway.needsSecret" -}}
-{{- if or .Values.existingSecret (include "r2-gateway.upstreamEnabled" .) .Values.clientKeys }}true{{ end }}
+{{- if or .Values.existingSecret (include "r2-gateway.upstreamKeys" .) .Values.clientKeys .Values.storeCredentials }}true{{ end }}
 {{- end }}
 
 {{/* Whether this chart renders the Secret (it never does with existingSecret). */}}
@@ -104,6 +109,11 @@ Secret) and the TLS files. Secrets never appear in it.
 {{- $keys = append $keys $k }}
 {{- end }}
 {{- $_ := set $c "keys" $keys }}
+{{- range $name, $_ := (.Values.storeCredentials | default dict) }}
+{{- $store := index ($c.upstreams | default dict) $name | default dict }}
+{{- $_ := set $store "access_key_id_file" (printf "%s/store-%s-access-key-id" $mount $name) }}
+{{- $_ := set $store "secret_access_key_file" (printf "%s/store-%s-secret-access-key" $mount $name) }}
+{{- end }}
 {{- if .Values.tls.secretName }}
 {{- $tlsDir := include "r2-gateway.tlsDir" . }}
 {{- $_ := set $c "tls" (dict "cert" (printf "%s/tls.crt" $tlsDir) "key" (printf "%s/tls.key" $tlsDir) "listen" .Values.tls.listen) }}
@@ -116,9 +126,23 @@ Secret) and the TLS files. Secrets never appear in it.
 {{- $upstream := include "r2-gateway.upstreamEnabled" . }}
 {{- $drain := int (.Values.config.drain_timeout | default 30) }}
 {{- $cred := .Values.upstreamCredentials | default dict }}
-{{- if and $upstream (not .Values.existingSecret) }}
+{{- if and $cred.awsChain (or $cred.accessKeyId $cred.secretAccessKey (not $upstream)) }}
+{{- fail "upstreamCredentials.awsChain: set config.upstream.endpoint and no upstreamCredentials keys" }}
+{{- end }}
+{{- range $name, $keys := (.Values.storeCredentials | default dict) }}
+{{- if not (hasKey ($.Values.config.upstreams | default dict) $name) }}
+{{- fail (printf "storeCredentials.%s: no store %s in config.upstreams" $name $name) }}
+{{- end }}
+{{- if and $.Values.existingSecret (or $keys.accessKeyId $keys.secretAccessKey) }}
+{{- fail (printf "storeCredentials.%s: with existingSecret the keys come from store-%s-access-key-id and store-%s-secret-access-key of that Secret" $name $name $name) }}
+{{- end }}
+{{- if and (not $.Values.existingSecret) (not (and $keys.accessKeyId $keys.secretAccessKey)) }}
+{{- fail (printf "storeCredentials.%s: set accessKeyId and secretAccessKey (or existingSecret)" $name) }}
+{{- end }}
+{{- end }}
+{{- if and $upstream (not $cred.awsChain) (not .Values.existingSecret) }}
 {{- if not $cred.secretAccessKey }}
-{{- fail "config.upstream.endpoint is set: set upstreamCredentials.secretAccessKey (or existingSecret)" }}
+{{- fail "config.upstream.endpoint is set: set upstreamCredentials.secretAccessKey (or existingSecret, or upstreamCredentials.awsChain)" }}
 {{- end }}
 {{- if and (not $cred.accessKeyId) (not .Values.config.upstream.access_key_id) }}
 {{- fail "config.upstream.endpoint is set: set upstreamCredentials.accessKeyId (or existingSecret)" }}
@@ -196,7 +220,7 @@ The gateway container, as one list item. Used by this chart's Deployment and, th
     # the image sets R2GW_LISTEN, and R2GW_* variables override the config file: keep them equal
     - name: R2GW_LISTEN
       value: {{ .Values.config.listen | quote }}
-    {{- if include "r2-gateway.upstreamEnabled" . }}
+    {{- if include "r2-gateway.upstreamKeys" . }}
     {{- if or .Values.existingSecret (not .Values.config.upstream.access_key_id) }}
     - name: R2GW_UPSTREAM_ACCESS_KEY_ID
       valueFrom:
@@ -319,6 +343,6 @@ containers. Context: (index .Subcharts "r2-gateway"). See README.md.
 {{- define "r2-gateway.checksums" -}}
 checksum/config: {{ include "r2-gateway.config" . | sha256sum }}
 {{- if include "r2-gateway.createSecret" . }}
-checksum/secret: {{ toJson (list .Values.upstreamCredentials .Values.clientKeys) | sha256sum }}
+checksum/secret: {{ toJson (list .Values.upstreamCredentials .Values.clientKeys .Values.storeCredentials) | sha256sum }}
 {{- end }}
 {{- end }}
