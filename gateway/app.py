@@ -12,11 +12,12 @@ import ssl
 
 from aiohttp import web
 
+from .auth.credentials import Credentials
 from .auth.keys import Key, KeyStore
 from .billing import Billing, load_classes
 from .config import Settings
 from .extensions import default_extensions
-from . import observability
+from . import credentials_api, observability
 from .observability import Metrics, log
 from .errors import S3Error
 from .embedded import EmbeddedUpstream
@@ -49,6 +50,7 @@ class Gateway:
             keys = [generated_key]
         self.generated_key = generated_key if generated_key in keys else None
         self.keys = KeyStore(keys)
+        self.credentials = Credentials.from_settings(self.keys, settings, self.metrics)
         self.virtual_host_domains = tuple(d.lower().strip(".") for d in settings.virtual_host_domains)
         self.profile = load_profile(settings.profile)
         if settings.storage_class_map:
@@ -68,6 +70,7 @@ class Gateway:
         self.billing = Billing(load_classes()) if settings.billing_metrics else None
         if self.billing is not None:
             self.metrics.registry.register(self.billing)
+        credentials_api.install(self)   # Cloudflare's temp-access-credentials endpoint, when enabled
 
     # -- lifecycle -----------------------------------------------------------------------------
     @property

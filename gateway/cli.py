@@ -1,4 +1,4 @@
-"""``r2-gateway``: serve · compat · check-config · report."""
+"""``r2-gateway``: serve · compat · check-config · report · credentials mint."""
 from __future__ import annotations
 
 import argparse
@@ -167,6 +167,52 @@ def _run_report(args) -> int:
     return 0
 
 
+def _run_mint(args) -> int:
+    """Temporary credentials of a configured key, by R2's algorithm (gateway/auth/temporary.py)."""
+    from .auth.keys import Key
+    from .auth.temporary import mint
+    try:
+        settings = config.load(args.config)
+    except config.ConfigError as e:
+        print(f"r2-gateway: {e}", file=sys.stderr)
+        return 2
+    found = [k for k in settings.client_keys() if k.access_key_id == args.parent]
+    if not found:
+        print(f"r2-gateway: no configured key has the access key id {args.parent!r}", file=sys.stderr)
+        return 2
+    k = found[0]
+    parent = Key(k.access_key_id, k.secret_access_key.get_secret_value(), k.permission,
+                 frozenset(k.buckets) if k.buckets is not None else None)
+    tc = settings.temporary_credentials
+    audiences = [a.lower() for a in args.audience] if args.audience else tc.audiences
+    if not audiences:
+        print("r2-gateway: give --audience (the gateway's host[:port] as clients reach it) or configure "
+              "temporary_credentials.audiences", file=sys.stderr)
+        return 2
+    actions = [a for group in args.actions for a in group.split(",") if a] if args.actions else None
+    try:
+        minted = mint(parent, bucket=args.bucket, scope=args.scope, ttl_seconds=args.ttl,
+                      audience=audiences[0] if len(audiences) == 1 else audiences,
+                      account_id=args.account_id or tc.account_id or "r2-gateway", actions=actions,
+                      prefixes=args.prefix, objects=args.object)
+    except ValueError as e:
+        print(f"r2-gateway: {e}", file=sys.stderr)
+        return 2
+    import json
+    import time
+    expires = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(minted.expires_at))
+    if args.format == "json":
+        print(json.dumps({"accessKeyId": minted.access_key_id, "secretAccessKey": minted.secret_access_key,
+                          "sessionToken": minted.session_token, "expiration": expires}, indent=2))
+    elif args.format == "env":
+        print(f"AWS_ACCESS_KEY_ID={minted.access_key_id}\nAWS_SECRET_ACCESS_KEY={minted.secret_access_key}\n"
+              f"AWS_SESSION_TOKEN={minted.session_token}")
+    else:
+        print(f"access key id:     {minted.access_key_id}\nsecret access key: {minted.secret_access_key}\n"
+              f"session token:     {minted.session_token}\nexpires:           {expires}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="r2-gateway", description="Cloudflare R2's S3 dialect in front of any S3 store")
     sub = p.add_subparsers(dest="command", required=True)
@@ -190,6 +236,24 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--profile", help="profile name or path (default: the configured one, else r2)")
     r.add_argument("--config", "-c", help="the gateway's config (profile, mode, report.max_rows)")
     r.set_defaults(func=_run_report)
+    cred = sub.add_parser("credentials", help="R2's temporary credentials").add_subparsers(dest="action",
+                                                                                       required=True)
+    m = cred.add_parser("mint", help="print temporary credentials of a configured key (R2's algorithm)")
+    m.add_argument("--config", "-c", help="YAML config file holding the parent key (R2GW_* apply too)")
+    m.add_argument("--parent", required=True, help="the parent key's access key id")
+    m.add_argument("--bucket", required=True, help="the one bucket the credentials reach")
+    m.add_argument("--scope", required=True, choices=("object-read-only", "object-read-write",
+                                                       "admin-read-only", "admin-read-write"))
+    m.add_argument("--actions", action="append", metavar="OP[,OP...]",
+                   help="only these S3 operations (R2's names, e.g. GetObject,HeadObject); repeatable")
+    m.add_argument("--prefix", action="append", help="only keys under this prefix; repeatable")
+    m.add_argument("--object", action="append", help="only this exact key; repeatable")
+    m.add_argument("--ttl", required=True, type=int, metavar="SECONDS", help="lifetime, at most 604800")
+    m.add_argument("--audience", action="append", metavar="HOST[:PORT]",
+                   help="the gateway's host as clients reach it (default: temporary_credentials.audiences)")
+    m.add_argument("--account-id", help="the token's sub (default: temporary_credentials.account_id)")
+    m.add_argument("--format", choices=("text", "env", "json"), default="text")
+    m.set_defaults(func=_run_mint)
     args = p.parse_args(argv)
     return args.func(args)
 

@@ -179,6 +179,44 @@ class Report(_Model):
     max_rows: int = Field(2000, ge=10, le=100_000)
 
 
+_AUDIENCE = re.compile(r"([a-z0-9]([a-z0-9.-]*[a-z0-9])?|\[[0-9a-f:.]+\])(:[0-9]{1,5})?")
+
+
+class TemporaryCredentialsAPI(_Model):
+    """Cloudflare's ``POST /accounts/{account_id}/r2/temp-access-credentials`` among the internal
+    endpoints, for callers with the bearer ``token`` (or ``token_file``; ``R2GW_..._TOKEN_FILE``)."""
+    enabled: bool = False
+    token: SecretStr | None = None
+
+    @model_validator(mode="after")
+    def _token(self) -> "TemporaryCredentialsAPI":
+        if self.enabled and (self.token is None or len(self.token.get_secret_value()) < 16):
+            raise ValueError("the endpoint needs a bearer token of at least 16 characters (token or token_file)")
+        return self
+
+
+class TemporaryCredentials(_Model):
+    """R2's temporary credentials (session tokens derived from the keys, gateway/auth/temporary.py)."""
+    # off: every request with a session token is refused
+    enabled: bool = True
+    # the gateway's host names (host[:port], as clients reach it) a token's aud must name one of;
+    # empty: the host the request was sent to (and, virtual-hosted, its domain)
+    audiences: list[str] = []
+    # a token's sub must be this account id when set; minted tokens carry it
+    account_id: str | None = Field(None, pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    # verified tokens kept (each is verified with its JWT once, then until it expires from here)
+    cache_size: int = Field(10000, ge=0, le=1_000_000)
+    api: TemporaryCredentialsAPI = TemporaryCredentialsAPI()
+
+    @field_validator("audiences")
+    @classmethod
+    def _audiences(cls, v: list[str]) -> list[str]:
+        for a in v:
+            if not _AUDIENCE.fullmatch(a.lower()):
+                raise ValueError(f"{a!r}: an audience is a host name with an optional :port (no scheme, no path)")
+        return [a.lower() for a in v]
+
+
 class Settings(_Model):
     listen: str = "127.0.0.1:8080"
     tls: TLS = TLS()
@@ -201,6 +239,7 @@ class Settings(_Model):
     virtual_host_domains: list[str] = []
     limits: Limits = Limits()
     metrics: Metrics = Metrics()
+    temporary_credentials: TemporaryCredentials = TemporaryCredentials()
     drain_timeout: float = Field(30.0, ge=0)
     workers: int = Field(1, ge=1, le=64)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
@@ -310,7 +349,7 @@ def _resolve_secret_files(tree: dict, prefix: tuple[str, ...] = ()) -> None:
             for i, item in enumerate(v):
                 if isinstance(item, dict):
                     _resolve_secret_files(item, prefix + (k, str(i)))
-        elif k.endswith("_file") and k[:-5] in ("secret_access_key", "access_key_id"):
+        elif k.endswith("_file") and k[:-5] in ("secret_access_key", "access_key_id", "token"):
             tree[k[:-5]] = _read_secret_file(".".join(prefix + (k,)), v)
             del tree[k]
 

@@ -1,10 +1,10 @@
 """The gateway's own endpoints on the S3 listener: ``/healthz`` (the process is up), ``/readyz``
 (ready for traffic: not draining, every store answers) and ``/metrics`` (Prometheus text, unless
-metrics have a listener of their own).
+metrics have a listener of their own); other modules add theirs (``add``, ``add_matcher``).
 
-They answer only *unsigned* GET/HEAD requests with no query. Every S3 request is signed (the
-gateway allows no anonymous access), so a bucket named ``healthz`` stays reachable: ``GET /healthz``
-signed is ListObjects on it.
+These paths answer only *unsigned* GET/HEAD requests with no query. Every S3 request is signed
+(the gateway allows no anonymous access), so a bucket named ``healthz`` stays reachable: ``GET
+/healthz`` signed is ListObjects on it. An added matcher never claims a SigV4-signed request either.
 """
 from __future__ import annotations
 
@@ -36,16 +36,28 @@ class InternalEndpoints:
         self._routes: dict[str, Handler] = {"/healthz": self.healthz, "/readyz": self.readyz}
         if gateway.settings.metrics.enabled and not gateway.settings.metrics.listen:
             self._routes["/metrics"] = self.metrics
+        self._matchers: list[Callable[[Request], Handler | None]] = []
 
     def route(self, request: Request) -> Handler | None:
-        """The handler for an unsigned GET/HEAD of an internal path, else None (S3 takes it)."""
-        if request.method not in ("GET", "HEAD") or "authorization" in request.header_dict:
-            return None
-        return self._routes.get(request.raw_path)
+        """The handler for an unsigned GET/HEAD of an internal path, or for a request an added
+        matcher claims; else None (S3 takes it)."""
+        if request.method in ("GET", "HEAD") and "authorization" not in request.header_dict:
+            return self._routes.get(request.raw_path)
+        for match in self._matchers:
+            handler = match(request)
+            if handler is not None:
+                return handler
+        return None
 
     def add(self, path: str, handler: Handler) -> None:
         """Serve one more internal path (an unsigned GET/HEAD with no query)."""
         self._routes[path] = handler
+
+    def add_matcher(self, match: Callable[[Request], Handler | None]) -> None:
+        """Serve the requests ``match`` claims (it returns their handler, else None): endpoints of
+        another method or a path pattern. Asked about every request that is not an unsigned
+        GET/HEAD, so it must be quick to say no, and never claim a SigV4-signed request."""
+        self._matchers.append(match)
 
     async def healthz(self, request: Request) -> Response:
         return json_response({"status": "ok"})

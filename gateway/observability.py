@@ -176,7 +176,8 @@ class AccessLog:
                "error_code": error_code, "upstream_status": ex.upstream_status,
                "upstream_request_id": ex.upstream_request_id, "bytes_in": ex.bytes_in,
                "bytes_out": ex.bytes_out, "duration_ms": duration_ms, "features": ex.features or None,
-               "user_agent": ua, "level": "info", "timestamp": self._timestamp()}
+               "user_agent": ua, "credential": ex.client_key.kind if ex.client_key is not None else None,
+               "level": "info", "timestamp": self._timestamp()}
         if ex.features:
             rec["request"] = request_line(ex.method, ex.raw_path, ex.raw_query)
             if ex.claimed_key_id is not None:
@@ -188,7 +189,8 @@ class AccessLog:
         auth = ex.auth
         extra = {"method": ex.method, "upstreamStatus": ex.upstream_status,
                  "upstreamRequestId": ex.upstream_request_id, "bytesIn": ex.bytes_in,
-                 "bytesOut": ex.bytes_out, "userAgent": ua, "features": ex.features or None}
+                 "bytesOut": ex.bytes_out, "userAgent": ua, "features": ex.features or None,
+                 "credential": ex.client_key.kind if ex.client_key is not None else None}
         if ex.features:
             extra["request"] = request_line(ex.method, ex.raw_path, ex.raw_query)
             if ex.claimed_key_id is not None:
@@ -273,6 +275,11 @@ class _RequestCollector:
                                   value=m.received_bytes)
         yield CounterMetricFamily("r2gw_sent_bytes", "Response body bytes sent to clients.", value=m.sent_bytes)
         yield m.upstream_latency.family()
+        kinds = CounterMetricFamily("r2gw_authenticated_requests", "Authenticated requests, by the kind of "
+                                    "credential that signed them: key or temporary.", labels=["credential"])
+        for kind, n in sorted(m.credential_requests.items()):
+            kinds.add_metric([kind], n)
+        yield kinds
 
 
 class Metrics:
@@ -305,6 +312,12 @@ class Metrics:
                                 ["operation", "feature", "mode"], registry=r)
         self.upstream_pool = Gauge("r2gw_upstream_connections", "Connections open to each store.", ["upstream"],
                                    registry=r)
+        # authenticated requests by the kind of credential that signed them (auth/credentials.py)
+        self.credential_requests: dict[str, int] = {"key": 0, "temporary": 0}
+        self.temporary_refusals = Counter(
+            "r2gw_temporary_credential_refusals_total",
+            "Requests refused for their temporary credential (a token not accepted, or a request beyond "
+            "its scope), by reason.", ["reason"], registry=r)
         # the last exchange with the upstream: answered (1), or unreachable / timed out (0)
         self.upstream_ok = True
         Gauge("r2gw_upstream_up", "1 if the upstream answered the last request sent to it (or the last "
@@ -326,6 +339,9 @@ class Metrics:
                                              "read_stopped: the read ended early).", ["reason"], registry=r)
         self.migrations_dropped = Counter("r2gw_migration_dropped_total", "Background copies not queued (the "
                                           "queue was full; the next read tries again).", registry=r)
+
+    def temporary_refused(self, reason: str) -> None:
+        self.temporary_refusals.labels(reason).inc()
 
     def observe_request(self, operation: str, status: int, seconds: float, received: int, sent: int) -> None:
         """Count one answered request."""

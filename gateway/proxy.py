@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING
 import aiohttp
 
 from . import addressing, forwarding, observability, post_object, s3xml
-from .auth.sigv4 import authenticate
 from .errors import S3Error, UpstreamBroken
 from .exchange import Exchange, error_response
 from .observability import log
@@ -64,14 +63,13 @@ async def handle(ex: Exchange) -> StreamResponse:
             and "x-amz-request-route" not in headers:
         # PostObject (browser form upload): authenticated by its signed policy, not SigV4 headers
         return await post_object.handle(ex)
-    # 2. authentication
+    # 2. authentication: a configured key, or a temporary credential of one (auth/credentials.py)
     try:
-        ex.auth = auth = authenticate(ex.method, ex.raw_path, ex.raw_query, headers, gw.keys.secret_for,
-                                      skew_seconds=gw.settings.limits.clock_skew_seconds)
+        ex.auth, ex.client_key = gw.credentials.authenticate(ex.method, ex.raw_path, ex.raw_query, headers)
     except S3Error as e:
         gw.metrics.auth_failures.labels(e.code).inc()
         raise
-    ex.client_key = gw.keys.get(auth.access_key_id)
+    auth = ex.auth
     # 3. which operation
     ex.query = query = addressing.parse_query(ex.raw_query)
     ex.op = op = classify(ex.method, ex.bucket, ex.key, query, headers)
@@ -102,6 +100,10 @@ async def handle(ex: Exchange) -> StreamResponse:
             ex.bytes_in = len(ex.body)
         else:
             ex.body = ex.ingest
+    if ex.client_key.limits_keys:
+        # a temporary credential limited to paths: every key the request touches, DeleteObjects'
+        # (read above) included, is checked before anything is forwarded (auth/scopes.py)
+        ex.client_key.check_keys(ex)
     ex.upstream_headers = ex.forwarded_headers()
     # 6. R2 extensions, then 7. upstream and response
     return await gw.extensions.run(ex, forward)

@@ -10,6 +10,7 @@ The copy source of CopyObject/UploadPartCopy is authorised as a read of the sour
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 from ..errors import S3Error
 
@@ -35,6 +36,9 @@ class Key:
     secret_access_key: str
     permission: str = "admin-read-write"
     buckets: frozenset[str] | None = None
+    # what the access line says; a temporary credential (auth/scopes.py) also limits object keys
+    kind: ClassVar[str] = "key"
+    limits_keys: ClassVar[bool] = False
 
     def __repr__(self) -> str:
         return f"Key({self.access_key_id!r}, {self.permission!r})"

@@ -1,0 +1,93 @@
+"""Who signed a request: a configured key, or a temporary credential derived from one.
+
+The one place a request's key is found. Without a session token the request is verified with the
+secret of the key its access key id names, as SigV4 does. With one (``X-Amz-Security-Token``: a
+header, or a query parameter of a presigned URL), the token must be an R2 temporary credential
+(:mod:`.temporary`): it is verified first, and the signature — header, presigned or aws-chunked —
+is then checked with the secret it derives. A token the gateway cannot verify is refused: a
+request carrying one is never taken for its parent key's.
+"""
+from __future__ import annotations
+
+from typing import Mapping
+from urllib.parse import unquote, unquote_to_bytes
+
+from .canonical import MAX_SKEW_SECONDS, AuthResult
+from .keys import Key, KeyStore
+from .scopes import TemporaryCredential
+from .sigv4 import authenticate
+from .temporary import Verifier
+
+_QUERY_TOKEN = "X-Amz-Security-Token"
+
+
+def query_token(raw_query: str) -> str | None:
+    """The ``X-Amz-Security-Token`` query parameter (its name possibly percent-encoded), decoded."""
+    for part in raw_query.split("&"):
+        name, _, value = part.partition("=")
+        if "%" in name:
+            name = unquote_to_bytes(name).decode("utf-8", "replace")
+        if name == _QUERY_TOKEN:
+            return unquote(value)
+    return None
+
+
+class Credentials:
+    """Authenticates requests against ``keys`` and the temporary credentials derived from them."""
+
+    def __init__(self, keys: KeyStore, verifier: Verifier, *, skew_seconds: float = MAX_SKEW_SECONDS,
+                 virtual_host_domains: tuple[str, ...] = (), counts: dict[str, int] | None = None) -> None:
+        self.keys = keys
+        self.verifier = verifier
+        self.skew = skew_seconds
+        self.domains = virtual_host_domains
+        # authenticated requests by credential kind ("key", "temporary"), for the metrics
+        self.counts = counts if counts is not None else {"key": 0, "temporary": 0}
+
+    @classmethod
+    def from_settings(cls, keys: KeyStore, settings, metrics) -> "Credentials":
+        """For a gateway's ``Settings`` (gateway/config.py), counting into its ``Metrics``."""
+        tc = settings.temporary_credentials
+        skew = settings.limits.clock_skew_seconds
+        verifier = Verifier(keys, audiences=tc.audiences, account_id=tc.account_id, skew_seconds=skew,
+                            cache_size=tc.cache_size, enabled=tc.enabled, on_refusal=metrics.temporary_refused)
+        return cls(keys, verifier, skew_seconds=skew,
+                   virtual_host_domains=tuple(d.lower().strip(".") for d in settings.virtual_host_domains),
+                   counts=metrics.credential_requests)
+
+    def authenticate(self, method: str, raw_path: str, raw_query: str,
+                     headers: Mapping[str, str]) -> tuple[AuthResult, Key | TemporaryCredential]:
+        """The verified signature and the key to authorise the request as. Raises S3Error."""
+        token = headers.get("x-amz-security-token")
+        in_query = None
+        if raw_query and ("Security-Token" in raw_query or "%" in raw_query):
+            in_query = query_token(raw_query)
+        if token is None and in_query is None:
+            auth = authenticate(method, raw_path, raw_query, headers, self.keys.secret_for,
+                                skew_seconds=self.skew)
+            self.counts["key"] += 1
+            return auth, self.keys.get(auth.access_key_id)
+        if token is not None and in_query is not None and token != in_query:
+            raise self.verifier.refuse("malformed")
+        cred = self.verifier.verify(token if token is not None else in_query,
+                                    self.hosts(headers.get("host", "")))
+        auth = authenticate(method, raw_path, raw_query, headers, cred.secret_for, skew_seconds=self.skew)
+        if token is None and not auth.presigned:
+            # a header-signed request with the token in its query only: a shape no client sends
+            raise self.verifier.refuse("malformed")
+        self.counts["temporary"] += 1
+        return auth, cred
+
+    def hosts(self, host: str) -> tuple[str, ...]:
+        """The names a request sent to ``host`` reached the gateway by: the host itself and, for a
+        virtual-hosted request (``bucket.domain``), the domain (with the port, if any), which is
+        the endpoint's host a token's ``aud`` names."""
+        host = host.strip().lower()
+        name, colon, port = host.rpartition(":") if not host.endswith("]") else ("", "", "")
+        if not colon or not port.isdigit():
+            name, port = host, ""
+        out = [host]
+        for domain in self.domains:
+            if name.endswith("." + domain):
+                out.append(domain + (":" + port if port else ""))
+        return tuple(out)
