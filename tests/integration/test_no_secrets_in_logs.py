@@ -1,10 +1,11 @@
 """Every gateway log written during the test run is free of every secret the run used — client and
-upstream secret keys, SSE-C keys — and of any signature or Authorization header value.
+upstream secret keys, SSE-C keys, temporary credentials' session tokens, JWTs and derived secrets —
+and of any signature, Authorization header value or JWT.
 
 Marked ``runs_last`` (tests/conftest.py moves it after every other test), so the logs of the whole
 run are read. It first sends, through the shared gateway, a request of each kind that carries a
 secret — header-signed with an SSE-C key, presigned, aws-chunked with signed chunks, signed with a
-wrong secret — and checks that those requests are in the log it reads: run alone it still checks
+wrong secret, signed with a temporary credential (header and presigned) — and checks that those requests are in the log it reads: run alone it still checks
 something, and a log that is empty or not written fails it.
 """
 from __future__ import annotations
@@ -19,6 +20,8 @@ import uuid
 import pytest
 from botocore.exceptions import ClientError
 
+from gateway.auth.keys import Key
+from gateway.auth.temporary import mint
 from tests import s3raw
 from tests.gateway_process import LOG_FILES, SECRETS, remember_secret
 
@@ -28,6 +31,8 @@ FORBIDDEN = [
     re.compile(r"Signature=[0-9a-f]{64}"),              # Authorization header / presigned URL
     re.compile(r"chunk-signature=[0-9a-f]{64}"),
     re.compile(r"AWS4-HMAC-SHA256 Credential=\S+/\d{8}/"),  # a whole Authorization header
+    re.compile(r"eyJhbGciOi[A-Za-z0-9_-]*\.eyJ"),          # a JWT (a temporary credential's)
+    re.compile(r"and0L2V5[A-Za-z0-9+/]{16}"),               # a session token: base64("jwt/eyJ…")
 ]
 
 
@@ -48,7 +53,22 @@ def _secret_bearing_requests(gateway, bucket: str) -> list[str]:
     wrong_secret = remember_secret("not-the-secret-" + uuid.uuid4().hex)
     with pytest.raises(ClientError):
         gateway.client(secret_key=wrong_secret).head_object(Bucket=bucket, Key=f"{probe}-plain")
-    return [f"{probe}-sse", f"{probe}-plain", f"{probe}-chunked"]
+    m = mint(Key(gateway.access_key, gateway.secret_key), bucket=bucket, scope="object-read-write", ttl_seconds=300,
+             audience=gateway.endpoint.removeprefix("http://"), account_id="logs")
+    remember_secret(m.secret_access_key)
+    remember_secret(m.session_token)
+    remember_secret(base64.b64decode(m.session_token).decode()[4:])      # the JWT itself
+    import boto3
+    from botocore.config import Config
+    temp = boto3.client("s3", endpoint_url=gateway.endpoint, region_name="auto", aws_access_key_id=m.access_key_id,
+                        aws_secret_access_key=m.secret_access_key, aws_session_token=m.session_token,
+                        config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1}))
+    temp.put_object(Bucket=bucket, Key=f"{probe}-temporary", Body=b"t")
+    url = temp.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": f"{probe}-temporary"},
+                                      ExpiresIn=60)
+    with urllib.request.urlopen(url, timeout=10) as r:
+        assert r.read() == b"t"
+    return [f"{probe}-sse", f"{probe}-plain", f"{probe}-chunked", f"{probe}-temporary"]
 
 
 def test_logs_of_the_whole_run_hold_no_secret(gateway, bucket):
