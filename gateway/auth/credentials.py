@@ -36,11 +36,10 @@ class Credentials:
     """Authenticates requests against ``keys`` and the temporary credentials derived from them."""
 
     def __init__(self, keys: KeyStore, verifier: Verifier, *, skew_seconds: float = MAX_SKEW_SECONDS,
-                 virtual_host_domains: tuple[str, ...] = (), counts: dict[str, int] | None = None) -> None:
+                 counts: dict[str, int] | None = None) -> None:
         self.keys = keys
         self.verifier = verifier
         self.skew = skew_seconds
-        self.domains = virtual_host_domains
         # authenticated requests by credential kind ("key", "temporary"), for the metrics
         self.counts = counts if counts is not None else {"key": 0, "temporary": 0}
 
@@ -50,10 +49,9 @@ class Credentials:
         tc = settings.temporary_credentials
         skew = settings.limits.clock_skew_seconds
         verifier = Verifier(keys, audiences=tc.audiences, account_id=tc.account_id, skew_seconds=skew,
-                            cache_size=tc.cache_size, enabled=tc.enabled, on_refusal=metrics.temporary_refused)
-        return cls(keys, verifier, skew_seconds=skew,
-                   virtual_host_domains=tuple(d.lower().strip(".") for d in settings.virtual_host_domains),
-                   counts=metrics.credential_requests)
+                            cache_size=tc.cache_size, enabled=tc.enabled, on_refusal=metrics.temporary_refused,
+                            virtual_host_domains=[d.lower().strip(".") for d in settings.virtual_host_domains])
+        return cls(keys, verifier, skew_seconds=skew, counts=metrics.credential_requests)
 
     def authenticate(self, method: str, raw_path: str, raw_query: str,
                      headers: Mapping[str, str]) -> tuple[AuthResult, Key | TemporaryCredential]:
@@ -69,25 +67,10 @@ class Credentials:
             return auth, self.keys.get(auth.access_key_id)
         if token is not None and in_query is not None and token != in_query:
             raise self.verifier.refuse("malformed")
-        cred = self.verifier.verify(token if token is not None else in_query,
-                                    self.hosts(headers.get("host", "")))
+        cred = self.verifier.verify(token if token is not None else in_query, headers.get("host", ""))
         auth = authenticate(method, raw_path, raw_query, headers, cred.secret_for, skew_seconds=self.skew)
         if token is None and not auth.presigned:
             # a header-signed request with the token in its query only: a shape no client sends
             raise self.verifier.refuse("malformed")
         self.counts["temporary"] += 1
         return auth, cred
-
-    def hosts(self, host: str) -> tuple[str, ...]:
-        """The names a request sent to ``host`` reached the gateway by: the host itself and, for a
-        virtual-hosted request (``bucket.domain``), the domain (with the port, if any), which is
-        the endpoint's host a token's ``aud`` names."""
-        host = host.strip().lower()
-        name, colon, port = host.rpartition(":") if not host.endswith("]") else ("", "", "")
-        if not colon or not port.isdigit():
-            name, port = host, ""
-        out = [host]
-        for domain in self.domains:
-            if name.endswith("." + domain):
-                out.append(domain + (":" + port if port else ""))
-        return tuple(out)

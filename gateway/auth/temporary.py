@@ -171,8 +171,9 @@ def grant_of(claims: dict) -> Grant:
 class Verifier:
     """Session token → :class:`TemporaryCredential`, for the keys of one :class:`KeyStore`.
 
-    ``enabled`` False refuses every token. ``audiences``: the gateway's host names a token's ``aud`` must name one of; empty, the host the
-    request was sent to. ``skew_seconds`` is allowed on ``exp`` and ``iat``, as on SigV4 dates.
+    ``enabled`` False refuses every token. ``audiences``: the gateway's host names a token's ``aud``
+    must name one of; empty, the host the request was sent to (virtual-hosted: also its domain,
+    for ``virtual_host_domains``). ``skew_seconds`` is allowed on ``exp`` and ``iat``, as on SigV4 dates.
     Verified tokens are cached (at most ``cache_size``, least recently used first out), keyed by
     the SHA-256 of the token; an entry is used only until the token expires and while its parent
     is still configured. Failures are not cached: each costs one HMAC.
@@ -180,8 +181,10 @@ class Verifier:
 
     def __init__(self, keys: KeyStore, *, audiences: Iterable[str] = (), account_id: str | None = None,
                  skew_seconds: float = 900, cache_size: int = 10000, enabled: bool = True,
-                 on_refusal: Callable[[str], None] | None = None, clock: Callable[[], float] = time.time) -> None:
+                 virtual_host_domains: Iterable[str] = (), on_refusal: Callable[[str], None] | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
         self.keys = keys
+        self.domains = tuple(virtual_host_domains)
         self.enabled = enabled
         self.audiences = frozenset(a.lower() for a in audiences)
         self.account_id = account_id
@@ -192,12 +195,30 @@ class Verifier:
         self._cache: OrderedDict[bytes, TemporaryCredential] = OrderedDict()
         self.misses = 0   # tokens checked with the JWT library (the cache did not have them)
 
+    def __len__(self) -> int:
+        """Verified tokens cached now."""
+        return len(self._cache)
+
+    def forget(self) -> None:
+        """Empty the cache (each token is verified with its JWT again)."""
+        self._cache.clear()
+
     def refuse(self, reason: str) -> CredentialRefused:
         self.on_refusal(reason)
         return CredentialRefused(reason)
 
-    def verify(self, token: str, hosts: Iterable[str]) -> TemporaryCredential:
-        """The credential a session token carries, for a request sent to one of ``hosts``."""
+    def host_names(self, host: str) -> tuple[str, ...]:
+        """The names a request sent to ``host`` reached the gateway by: the host itself and, for a
+        virtual-hosted request (``bucket.domain``), the domain (with the port, if any): the
+        endpoint's host, which a token's ``aud`` names."""
+        host = host.strip().lower()
+        name, colon, port = host.rpartition(":") if not host.endswith("]") else ("", "", "")
+        if not colon or not port.isdigit():
+            name, port = host, ""
+        return (host, *(d + (":" + port if port else "") for d in self.domains if name.endswith("." + d)))
+
+    def verify(self, token: str, host: str) -> TemporaryCredential:
+        """The credential a session token carries, for a request sent to ``host`` (its Host header)."""
         if not self.enabled:
             raise self.refuse("disabled")
         digest = hashlib.sha256(token.encode("utf-8", "surrogateescape")).digest()
@@ -222,8 +243,11 @@ class Verifier:
             cache[digest] = cred
             if len(cache) > self.cache_size:
                 cache.popitem(last=False)
-        accepted = self.audiences or frozenset(h.lower() for h in hosts)
-        if accepted.isdisjoint(cred.grant.audiences):
+        audiences = cred.grant.audiences
+        if self.audiences:
+            if self.audiences.isdisjoint(audiences):
+                raise self.refuse("audience")
+        elif host.lower() not in audiences and not any(h in audiences for h in self.host_names(host)):
             raise self.refuse("audience")
         return cred
 
@@ -231,13 +255,12 @@ class Verifier:
         self.misses += 1
         signed = jwt_of(token)
         try:
-            header = jwt.get_unverified_header(signed)
-            unverified = jwt.decode(signed, options={"verify_signature": False})
+            unverified = jwt.decode_complete(signed, options={"verify_signature": False})   # who signed it
         except jwt.PyJWTError:
             raise CredentialRefused("malformed") from None
-        if header.get("alg") != _ALGORITHM:
+        if unverified["header"].get("alg") != _ALGORITHM:
             raise CredentialRefused("malformed")
-        issuer = unverified.get("iss")
+        issuer = unverified["payload"].get("iss")
         parent = self.keys.get(issuer) if isinstance(issuer, str) else None
         if parent is None:
             raise CredentialRefused("unknown_parent")

@@ -133,7 +133,7 @@ def test_mint_scopes_a_read_only_admin_may_grant():
 
 def test_a_token_minted_by_the_documented_steps_is_accepted():
     ak, sk, token = spec_mint(PARENT, paths={"prefixPaths": ["data/"], "objectPaths": []})
-    cred = verifier().verify(token, [HOST])
+    cred = verifier().verify(token, HOST)
     assert cred.access_key_id == ak == PARENT.access_key_id and cred.parent is PARENT
     assert cred.secret_for(ak) == sk and cred.secret_for("OTHER") is None
     assert cred.grant.bucket == "media" and cred.grant.prefixes == ("data/",)
@@ -142,22 +142,22 @@ def test_a_token_minted_by_the_documented_steps_is_accepted():
 
 def test_expiry_and_issue_time_use_the_clock_skew():
     _, _, token = spec_mint(PARENT, iat=NOW - 1000, ttl=900)           # expired 100 s ago
-    assert verifier(skew_seconds=900).verify(token, [HOST])            # within the skew
-    assert refused(verifier(skew_seconds=60).verify, token, [HOST]) == "expired"
+    assert verifier(skew_seconds=900).verify(token, HOST)            # within the skew
+    assert refused(verifier(skew_seconds=60).verify, token, HOST) == "expired"
     _, _, future = spec_mint(PARENT, iat=NOW + 600)
-    assert verifier(skew_seconds=900).verify(future, [HOST])
-    assert refused(verifier(skew_seconds=300).verify, future, [HOST]) == "not_yet_valid"
+    assert verifier(skew_seconds=900).verify(future, HOST)
+    assert refused(verifier(skew_seconds=300).verify, future, HOST) == "not_yet_valid"
     _, _, long = spec_mint(PARENT, ttl=604801)
-    assert refused(verifier().verify, long, [HOST]) == "ttl"
+    assert refused(verifier().verify, long, HOST) == "ttl"
 
 
 def test_a_cached_token_still_expires():
     _, _, token = spec_mint(PARENT, ttl=60)
     clock = [NOW]
     v = Verifier(KeyStore([PARENT]), skew_seconds=0, clock=lambda: clock[0])
-    v.verify(token, [HOST])
+    v.verify(token, HOST)
     clock[0] = NOW + 61
-    assert refused(v.verify, token, [HOST]) == "expired"
+    assert refused(v.verify, token, HOST) == "expired"
 
 
 def test_tampered_tokens_are_refused():
@@ -167,45 +167,45 @@ def test_tampered_tokens_are_refused():
     claims["scope"] = "object-read-write"
     forged = base64.urlsafe_b64encode(json.dumps(claims).encode()).decode().rstrip("=")
     tampered = base64.b64encode(f"jwt/{header}.{forged}.{sig}".encode()).decode()
-    assert refused(verifier().verify, tampered, [HOST]) == "signature"
+    assert refused(verifier().verify, tampered, HOST) == "signature"
     _, _, wrong_key = spec_mint(PARENT, secret="not-the-parent-secret-0123456789abcdef")
-    assert refused(verifier().verify, wrong_key, [HOST]) == "signature"
+    assert refused(verifier().verify, wrong_key, HOST) == "signature"
 
 
 @pytest.mark.filterwarnings("ignore:The HMAC key")
 @pytest.mark.parametrize("alg", ["HS512", "none"])
 def test_only_hs256(alg):
     _, _, token = spec_mint(PARENT, alg=alg)
-    assert refused(verifier().verify, token, [HOST]) == "malformed"
+    assert refused(verifier().verify, token, HOST) == "malformed"
 
 
 def test_unknown_and_removed_parents():
     _, _, token = spec_mint(Key("NOSUCHKEY", "s" * 40))
-    assert refused(verifier().verify, token, [HOST]) == "unknown_parent"
+    assert refused(verifier().verify, token, HOST) == "unknown_parent"
     _, _, token = spec_mint(PARENT)
     v = verifier(PARENT)
-    v.verify(token, [HOST])
+    v.verify(token, HOST)
     v.keys = KeyStore([ADMIN])                                          # the parent was removed
-    assert refused(v.verify, token, [HOST]) == "unknown_parent"
+    assert refused(v.verify, token, HOST) == "unknown_parent"
     v.keys = KeyStore([Key(PARENT.access_key_id, "a-new-secret-for-the-parent-key-0123", PARENT.permission)])
-    assert refused(v.verify, token, [HOST]) == "signature"            # rotated: the old children end
+    assert refused(v.verify, token, HOST) == "signature"            # rotated: the old children end
 
 
 def test_audience():
     _, _, token = spec_mint(PARENT, aud="GW.example:8080")
-    assert verifier().verify(token, ["gw.example:8080"])
-    assert refused(verifier().verify, token, ["gw.example:9090"]) == "audience"
-    assert refused(verifier(audiences=["s3.example.com"]).verify, token, [HOST]) == "audience"
+    assert verifier().verify(token, "gw.example:8080")
+    assert refused(verifier().verify, token, "gw.example:9090") == "audience"
+    assert refused(verifier(audiences=["s3.example.com"]).verify, token, HOST) == "audience"
     _, _, listed = spec_mint(PARENT, aud=["a.example", "s3.example.com"])
-    assert verifier(audiences=["S3.example.com"]).verify(listed, ["anything"])
+    assert verifier(audiences=["S3.example.com"]).verify(listed, "anything")
     _, _, no_aud = spec_mint(PARENT, extra={"aud": None})
-    assert refused(verifier().verify, no_aud, [HOST]) in ("claims", "audience")
+    assert refused(verifier().verify, no_aud, HOST) in ("claims", "audience")
 
 
 def test_account_id_when_configured():
     _, _, token = spec_mint(PARENT, sub="acct")
-    assert verifier(account_id="acct").verify(token, [HOST])
-    assert refused(verifier(account_id="other").verify, token, [HOST]) == "account"
+    assert verifier(account_id="acct").verify(token, HOST)
+    assert refused(verifier(account_id="other").verify, token, HOST) == "account"
 
 
 @pytest.mark.parametrize("kw", [
@@ -215,39 +215,39 @@ def test_account_id_when_configured():
 ])
 def test_claims_that_make_no_sense_are_refused(kw):
     _, _, token = spec_mint(PARENT, **kw)
-    assert refused(verifier().verify, token, [HOST]) in ("claims", "malformed")
+    assert refused(verifier().verify, token, HOST) in ("claims", "malformed")
 
 
 def test_one_jwt_check_per_token_and_a_bounded_cache():
     v = verifier(cache_size=2)
     tokens = [spec_mint(PARENT, ttl=100 + i)[2] for i in range(3)]
     for _ in range(5):
-        v.verify(tokens[0], [HOST])
+        v.verify(tokens[0], HOST)
     assert v.misses == 1
-    v.verify(tokens[1], [HOST])
-    v.verify(tokens[0], [HOST])            # most recently used: tokens[1] is first out
-    v.verify(tokens[2], [HOST])
-    assert len(v._cache) == 2 and v.misses == 3
-    v.verify(tokens[0], [HOST])
+    v.verify(tokens[1], HOST)
+    v.verify(tokens[0], HOST)            # most recently used: tokens[1] is first out
+    v.verify(tokens[2], HOST)
+    assert len(v) == 2 and v.misses == 3
+    v.verify(tokens[0], HOST)
     assert v.misses == 3
-    v.verify(tokens[1], [HOST])
+    v.verify(tokens[1], HOST)
     assert v.misses == 4
     # failures are not cached (and counted, by reason)
     bad = spec_mint(PARENT, secret="x" * 40)[2]
     for _ in range(2):
-        refused(v.verify, bad, [HOST])
+        refused(v.verify, bad, HOST)
     assert v.misses == 6 and v.refusals == ["signature", "signature"]
 
 
 def test_disabled_refuses_every_token():
     _, _, token = spec_mint(PARENT)
-    assert refused(verifier(enabled=False).verify, token, [HOST]) == "disabled"
+    assert refused(verifier(enabled=False).verify, token, HOST) == "disabled"
 
 
 # -- scopes ----------------------------------------------------------------------------------------------
 
 def cred_for(parent=PARENT, **kw):
-    return verifier().verify(spec_mint(parent, **kw)[2], [HOST])
+    return verifier().verify(spec_mint(parent, **kw)[2], HOST)
 
 
 def test_exactly_one_bucket():
@@ -374,8 +374,8 @@ def sent(client, operation, **params):
 
 def credentials(now=None, **kw):
     keys = KeyStore([PARENT, ADMIN])
-    v = Verifier(keys, clock=(lambda: now) if now else time.time, **kw)
-    return Credentials(keys, v, virtual_host_domains=("s3.example",))
+    v = Verifier(keys, clock=(lambda: now) if now else time.time, virtual_host_domains=("s3.example",), **kw)
+    return Credentials(keys, v)
 
 
 def test_header_signed_requests_with_a_session_token():
@@ -442,9 +442,10 @@ def test_header_and_query_tokens_that_differ_are_refused():
 
 def test_virtual_hosted_requests_accept_the_endpoints_host():
     creds = credentials()
-    assert creds.hosts("Media.S3.Example:8443") == ("media.s3.example:8443", "s3.example:8443")
-    assert creds.hosts("s3.example") == ("s3.example",)
-    assert creds.hosts("[::1]:80") == ("[::1]:80",)
+    names = creds.verifier.host_names
+    assert names("Media.S3.Example:8443") == ("media.s3.example:8443", "s3.example:8443")
+    assert names("s3.example") == ("s3.example",)
+    assert names("[::1]:80") == ("[::1]:80",)
     ak, sk, token = spec_mint(PARENT, aud="s3.example:8443", iat=int(time.time()))
     vclient = boto3.client("s3", region_name="auto", endpoint_url="http://s3.example:8443", aws_access_key_id=ak,
                            aws_secret_access_key=sk, aws_session_token=token,
@@ -453,3 +454,28 @@ def test_virtual_hosted_requests_accept_the_endpoints_host():
     method, path, query, headers = sent(vclient, "get_object", Bucket="media", Key="k")
     assert headers["host"] == "media.s3.example:8443"
     assert creds.authenticate(method, path, query, headers)[1].kind == "temporary"
+
+
+# -- configuration -------------------------------------------------------------------------------------------
+
+def test_configuration(tmp_path):
+    from gateway import config
+    assert config.load(environ={}).temporary_credentials.api.enabled is False           # off by default
+    (tmp_path / "token").write_text("a-bearer-token-from-a-file\n")
+    (tmp_path / "c.yaml").write_text("temporary_credentials:\n  audiences: [S3.Example.com, '127.0.0.1:8080']\n"
+                                     f"  api:\n    enabled: true\n    token_file: {tmp_path / 'token'}\n")
+    tc = config.load(tmp_path / "c.yaml", environ={}).temporary_credentials
+    assert tc.audiences == ["s3.example.com", "127.0.0.1:8080"]
+    assert tc.api.token.get_secret_value() == "a-bearer-token-from-a-file"
+    env = {"R2GW_TEMPORARY_CREDENTIALS_API_ENABLED": "true",
+           "R2GW_TEMPORARY_CREDENTIALS_API_TOKEN_FILE": str(tmp_path / "token")}
+    assert config.load(environ=env).temporary_credentials.api.token.get_secret_value() == "a-bearer-token-from-a-file"
+    for bad in ({"R2GW_TEMPORARY_CREDENTIALS_API_ENABLED": "true"},                       # no token
+                {"R2GW_TEMPORARY_CREDENTIALS_API_ENABLED": "true", "R2GW_TEMPORARY_CREDENTIALS_API_TOKEN": "short"},
+                {"R2GW_TEMPORARY_CREDENTIALS_AUDIENCES": "https://s3.example.com"},
+                {"R2GW_TEMPORARY_CREDENTIALS_AUDIENCES": "s3.example.com/path"},
+                {"R2GW_TEMPORARY_CREDENTIALS_ACCOUNT_ID": "not an id"},
+                {"R2GW_TEMPORARY_CREDENTIALS_CACHE_SIZE": "-1"}):
+        with pytest.raises(config.ConfigError) as info:
+            config.load(environ=bad)
+        assert "temporary_credentials" in str(info.value), bad
