@@ -4,6 +4,8 @@
     .venv/bin/python -m tests.bench.ab --baseline /tmp/base [--op GET] [--rounds 6] [--seconds 4]
     # or one tree, a setting changed for the candidate only:
     .venv/bin/python -m tests.bench.ab --baseline . --candidate-env R2GW_UPSTREAM_TRANSPORT=lean
+    # or one tree, the candidate's requests signed with a temporary credential (a session token):
+    .venv/bin/python -m tests.bench.ab --baseline . --candidate-temporary
     # or one tree on another CPython (a venv holding the gateway's dependencies):
     .venv/bin/python -m tests.bench.ab --baseline . --candidate-python /tmp/venv312/bin/python
 
@@ -27,8 +29,18 @@ from ..gateway_process import GatewayProcess
 from ..upstreams.rgw import CephRGW
 
 
+def temporary_credential(gw: GatewayProcess) -> tuple[str, str, str]:
+    """A temporary credential of ``gw``'s key for the benchmark's bucket (R2's algorithm, an hour)."""
+    from gateway.auth.keys import Key
+    from gateway.auth.temporary import mint
+    m = mint(Key(gw.access_key, gw.secret_key), bucket=BUCKET, scope="object-read-write", ttl_seconds=3600,
+             audience=gw.endpoint.removeprefix("http://"), account_id="bench")
+    return m.access_key_id, m.secret_access_key, m.session_token
+
+
 async def _slice(gw: GatewayProcess, op: str, seconds: float, concurrency: int, rate: float | None):
-    s = lg.SigV4(gw.endpoint, gw.access_key, gw.secret_key, "auto")
+    creds = getattr(gw, "credential", None) or (gw.access_key, gw.secret_key, None)
+    s = lg.SigV4(gw.endpoint, creds[0], creds[1], "auto", session_token=creds[2])
     body = lg.RepeatBody(1024, seed=1)
     block, ph = body.block, body.sha256()
     if op == "GET":
@@ -111,6 +123,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--candidate-python", metavar="PATH",
                     help="the interpreter the candidate runs on (a venv's python holding the gateway's "
                          "dependencies), to compare CPython releases on one tree")
+    ap.add_argument("--candidate-temporary", action="store_true",
+                    help="the candidate's load signs with a temporary credential of its key (R2's session "
+                         "token): its cost against a plain key, e.g. with --baseline . (one tree)")
     ap.add_argument("--op", choices=("GET", "PUT"), default="GET")
     ap.add_argument("--concurrency", type=int, default=16)
     ap.add_argument("--rate", type=float)
@@ -152,6 +167,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.big_mib:
             return _big(rgw, gws, args.op, args.big_mib, args.rounds)
         uvloop.run(_populate(b))
+        if args.candidate_temporary:
+            b.credential = temporary_credential(b)
         res: dict[str, list[tuple[float, float]]] = {k: [] for k in gws}
         names = list(gws)
         for i in range(args.rounds):

@@ -34,13 +34,16 @@ class HTTPError(Exception):
 
 # ------------------------------------------------------------------------------------ signing
 class SigV4:
-    """Signs requests for one endpoint (host) with one key pair, the way SDKs do (header form)."""
+    """Signs requests for one endpoint (host) with one key pair, the way SDKs do (header form);
+    with ``session_token``, a temporary credential's (``x-amz-security-token``, signed)."""
 
-    def __init__(self, endpoint: str, access_key: str, secret_key: str, region: str = "us-east-1") -> None:
+    def __init__(self, endpoint: str, access_key: str, secret_key: str, region: str = "us-east-1",
+                 session_token: str | None = None) -> None:
         u = urlsplit(endpoint)
         self.host = u.netloc
         self.addr = (u.hostname, u.port or 80)
         self.access_key, self.secret_key, self.region = access_key, secret_key, region
+        self._token = session_token
         self._sec = -1
         self._amz_date = ""
         self._day = ""
@@ -68,15 +71,18 @@ class SigV4:
         (plain ASCII: the benchmark's names need no encoding)."""
         d = self._date()
         host = self.host
-        creq = (f"{method}\n{path}\n\nhost:{host}\nx-amz-content-sha256:{payload_hash}\nx-amz-date:{d}\n\n"
-                f"host;x-amz-content-sha256;x-amz-date\n{payload_hash}")
+        token = self._token
+        names = "host;x-amz-content-sha256;x-amz-date" + (";x-amz-security-token" if token else "")
+        creq = (f"{method}\n{path}\n\nhost:{host}\nx-amz-content-sha256:{payload_hash}\nx-amz-date:{d}\n"
+                + (f"x-amz-security-token:{token}\n" if token else "") + f"\n{names}\n{payload_hash}")
         sts = f"AWS4-HMAC-SHA256\n{d}\n{self._scope}\n{hashlib.sha256(creq.encode()).hexdigest()}"
         sig = hmac.digest(self._key, sts.encode(), "sha256").hex()
         cl = "" if content_length is None else f"Content-Length: {content_length}\r\n"
         return (f"{method} {path} HTTP/1.1\r\nHost: {host}\r\nx-amz-date: {d}\r\n"
                 f"x-amz-content-sha256: {payload_hash}\r\n"
+                + (f"x-amz-security-token: {token}\r\n" if token else "") +
                 f"Authorization: AWS4-HMAC-SHA256 Credential={self.access_key}/{self._scope}, "
-                f"SignedHeaders=host;x-amz-content-sha256;x-amz-date, Signature={sig}\r\n"
+                f"SignedHeaders={names}, Signature={sig}\r\n"
                 f"{cl}\r\n").encode()
 
 
