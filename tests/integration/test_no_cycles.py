@@ -21,6 +21,8 @@ import pytest
 
 from gateway import config
 from gateway.app import Gateway, build_server
+from gateway.auth.keys import Key
+from gateway.auth.temporary import mint
 
 from .. import s3raw
 from ..bench import loadgen as lg
@@ -61,6 +63,12 @@ async def _exercise(rgw, bucket: str, transport: str) -> list[str]:
     listener = await loop.create_server(build_server(gw), "127.0.0.1", 0)
     port = listener.sockets[0].getsockname()[1]
     s = lg.SigV4(f"http://127.0.0.1:{port}", AK, SK, "auto")
+    # a temporary credential of the key, limited to k1 (R2's session tokens); and a tampered one
+    m = mint(Key(AK, SK), bucket=bucket, scope="object-read-write", ttl_seconds=600,
+             audience=f"127.0.0.1:{port}", account_id="cycles", objects=["k1"])
+    t = lg.SigV4(f"http://127.0.0.1:{port}", m.access_key_id, m.secret_access_key, "auto", m.session_token)
+    forged = lg.SigV4(f"http://127.0.0.1:{port}", m.access_key_id, m.secret_access_key, "auto",
+                      m.session_token[:-8] + "AAAAAAA=")
     body = b"x" * 1024
     ph = hashlib.sha256(body).hexdigest()
 
@@ -89,6 +97,10 @@ async def _exercise(rgw, bucket: str, transport: str) -> list[str]:
         etag = hashlib.md5(body).hexdigest()
         cond = s.head("GET", f"/{bucket}/k1").replace(b"\r\n\r\n", f'\r\nIf-None-Match: "{etag}"\r\n\r\n'.encode())
         assert (await lg.simple(s.addr, cond))[0] == 304
+        # temporary credentials: allowed, beyond their paths, a token that does not verify
+        assert (await lg.simple(t.addr, t.head("GET", f"/{bucket}/k1")))[0] == 200
+        assert (await lg.simple(t.addr, t.head("GET", f"/{bucket}/missing")))[0] == 403
+        assert (await lg.simple(forged.addr, forged.head("GET", f"/{bucket}/k1")))[0] == 403
 
     try:
         await round_trip()            # warm: caches, pools, lazily imported modules
