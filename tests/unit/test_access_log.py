@@ -11,7 +11,8 @@ def _exchange(i: int = 0, key: str = "k", **kw) -> SimpleNamespace:
     ex = SimpleNamespace(request_id=f"REQ{i}", auth=SimpleNamespace(access_key_id="AKID"), op="GetObject",
                          method="GET", bucket="b", key=key, upstream_status=200, bytes_in=0, bytes_out=10,
                          features=[], headers={"user-agent": "Boto3/1.40.0 md/Botocore#1.40.0"},
-                         raw_path=f"/b/{key}", raw_query="", claimed_key_id=None, upstream_request_id=None)
+                         raw_path=f"/b/{key}", raw_query="", claimed_key_id=None, upstream_request_id=None,
+                         client_key=SimpleNamespace(kind="key"))
     for k, v in kw.items():
         setattr(ex, k, v)
     return ex
@@ -33,7 +34,22 @@ def test_lines_leave_after_the_flush_interval_not_before():
         assert [x["request_id"] for x in lines] == ["REQ0", "REQ1", "REQ2"]
         assert lines[0]["event"] == "request" and lines[0]["level"] == "info"
         assert lines[0]["timestamp"].endswith("Z") and lines[0]["bytes_out"] == 10
+        assert lines[0]["credential"] == "key"
     asyncio.run(t())
+
+
+def test_the_line_says_which_kind_of_credential_signed():
+    out = io.BytesIO()
+    log = AccessLog(out, flush_seconds=0)
+    log.request(_exchange(1, client_key=SimpleNamespace(kind="temporary")), 200, None, 1.0)
+    log.request(_exchange(2, auth=None, client_key=None), 403, "AccessDenied", 1.0)
+    first, second = [json.loads(x) for x in out.getvalue().splitlines()]
+    assert (first["access_key_id"], first["credential"]) == ("AKID", "temporary")
+    assert (second["access_key_id"], second["credential"]) == (None, None)
+    r2 = AccessLog(io.BytesIO(), flush_seconds=0, shape="r2")
+    r2.request(_exchange(3, client_key=SimpleNamespace(kind="temporary")), 200, None, 1.0)
+    record = json.loads(r2._stream.getvalue())
+    assert record["actor"]["accessKeyId"] == "AKID" and record["r2gw"]["credential"] == "temporary"
 
 
 def test_a_full_buffer_is_written_at_once_and_flush_empties_it():
