@@ -72,6 +72,7 @@ async def handle(ex: Exchange) -> StreamResponse:
     auth = ex.auth
     # 3. which operation
     ex.query = query = addressing.parse_query(ex.raw_query)
+    _check_response_overrides(query)
     ex.op = op = classify(ex.method, ex.bucket, ex.key, query, headers)
     # 4. may this key do it?
     source_bucket = ex.copy_source()[0] if "x-amz-copy-source" in headers else None
@@ -183,3 +184,13 @@ async def entry(gw: "Gateway", request: Request) -> StreamResponse:
             gw.readiness.record(ex, status, error_code)
         if gw.billing is not None:
             gw.billing.count(ex.op, ex.bucket)
+
+
+def _check_response_overrides(query: dict[str, str]) -> None:
+    """``response-content-type`` and the other ``response-*`` parameters become answer headers
+    upstream: a control character in one (``%1F``, ``%0A``) is refused here, as a header value
+    could not carry it (and the upstream's answer would be malformed)."""
+    for name, value in query.items():
+        if name.startswith("response-") and any(ord(c) < 0x20 and c != "\t" or ord(c) == 0x7F for c in value):
+            raise S3Error("InvalidArgument", f"Invalid value for {name}.", ArgumentName=name)
+

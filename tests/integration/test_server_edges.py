@@ -94,3 +94,12 @@ def test_repeated_singleton_headers_are_400(gateway, bucket, rgw_s3, dup):
     got = _raw(gateway.endpoint, head + b"hello")
     assert got.startswith(b"HTTP/1.1 400")
     assert _absent(rgw_s3, bucket, "dup.txt")
+
+
+def test_a_control_character_in_a_response_override_is_400_not_5xx(gateway, bucket, s3):
+    s3.put_object(Bucket=bucket, Key="k", Body=b"x")
+    with pytest.raises(ClientError) as e:
+        s3.get_object(Bucket=bucket, Key="k", ResponseContentType="text/\x1fplain")
+    assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+    assert e.value.response["Error"]["Code"] == "InvalidArgument"
+    assert s3.get_object(Bucket=bucket, Key="k", ResponseContentType="text/plain")["ContentType"] == "text/plain"
