@@ -135,11 +135,11 @@ def _migrate_parser(sub) -> None:
     m.add_argument("--report", metavar="FILE", help="per-object report (JSON lines)")
     m.add_argument("--metrics-listen", metavar="HOST:PORT", help="serve Prometheus metrics while running")
     m.add_argument("--part-size", default="16MiB", help="multipart part size (16MiB)")
-    m.add_argument("--multipart-threshold", default="64MiB", help="objects this large or larger go in parts (64MiB)")
+    m.add_argument("--multipart-threshold", default="200MiB", help="objects this large or larger go in parts (200MiB)")
     m.add_argument("--part-concurrency", type=int, default=8,
                    help="part buffers alive at once, over all copies: memory is about this × part size (8)")
     m.add_argument("--verify", choices=("auto", "reread"), default="auto",
-                   help="reread: also read every copy back and compare its CRC32C")
+                   help="reread: also read every copy back and compare its CRC32")
     m.add_argument("--retries", type=int, default=3, help="tries again after a transient error (3)")
     m.add_argument("--progress", choices=("auto", "bar", "json", "none"), default="auto",
                    help="auto: a live bar on a terminal, else JSON lines on stderr")

@@ -18,7 +18,6 @@ from .. import config
 from ..routing import Routes
 from . import progress as progress_mod
 from .engine import Job, Migration, MigrationError
-from .metrics import Metrics
 from .plan import Shard
 from .report import Recorder, human_summary
 
@@ -103,6 +102,7 @@ def run(args) -> int:
             return 2
         metrics = None
         if args.metrics_listen:
+            from .metrics import Metrics   # prometheus-client only when asked for
             metrics = Metrics(recorder.tally)
             try:
                 metrics.serve(args.metrics_listen)

@@ -22,6 +22,9 @@ from .stores import ObjectInfo, Store, StoreError, object_path, unquote_etag
 
 MiB = 1024 * 1024
 MIN_PART = 5 * MiB
+# bodies up to this size are read whole, then sent (one write; the PUT can be sent again on a stale
+# keep-alive connection); larger ones stream from the GET into the PUT
+_WHOLE = 256 * 1024
 MAX_PARTS = 10_000
 
 # whole-object MD5s are updated part after part, in order: one worker keeps that order
@@ -43,7 +46,7 @@ class Outcome:
     size: int = 0
     etag: str = ""
     verified: str = ""
-    crc32c: str = ""
+    crc32: str = ""
 
 
 class ByteBudget:
@@ -68,7 +71,7 @@ class ByteBudget:
 @dataclass(slots=True)
 class Settings:
     part_size: int = 16 * MiB
-    threshold: int = 64 * MiB
+    threshold: int = 200 * MiB
     budget: ByteBudget | None = None
     reread: bool = False
 
@@ -114,8 +117,13 @@ class Copier:
         if md5_known:
             headers["content-md5"] = verify.md5_b64(etag)   # the destination checks it end to end
         failure: list[BaseException] = []
+        if size <= _WHOLE:
+            body = await _whole(resp, size)
+            tap.feed(body)
+        else:
+            body = _stream(resp, size, tap, failure)
         try:
-            answer = await self.dst.put(self.dst_bucket, key, _stream(resp, size, tap, failure), size, headers)
+            answer = await self.dst.put(self.dst_bucket, key, body, size, headers)
         except StoreError as e:
             if failure:    # the source's body failed: that is the reason, not the cut PUT
                 raise failure[0] from None
@@ -134,8 +142,8 @@ class Copier:
             await self._discard(key)
             raise CopyError(f"verification failed: destination ETag {got} is not the MD5 {expected} of the bytes sent")
         else:
-            level = await self._reread(key, size, tap)
-        if self.cfg.reread and level != "crc32c":
+            level = await self._by_crc(key, size, tap, answer)
+        if self.cfg.reread and level != "crc32":
             level += "+" + await self._reread(key, size, tap)
         return Outcome("copied", "missing" if dst_etag is None else "different", size, got, level, tap.crc_hex)
 
@@ -226,8 +234,8 @@ class Copier:
             await self._discard(key)
             raise CopyError(f"verification failed: destination ETag {got}, expected {expected}")
         else:
-            level = await self._reread(key, size, tap)
-        if self.cfg.reread and level != "crc32c":
+            level = await self._by_crc(key, size, tap, stored[1])
+        if self.cfg.reread and level != "crc32":
             level += "+" + await self._reread(key, size, tap)
         return Outcome("copied", "missing" if dst_etag is None else "different", size, got, level, tap.crc_hex)
 
@@ -242,6 +250,17 @@ class Copier:
             await self.cfg.budget.release(len(buf))
 
     # -- helpers --------------------------------------------------------------------------------
+    async def _by_crc(self, key: str, size: int, tap: verify.Tap, headers: dict[str, str]) -> str:
+        """No MD5 ETag on the destination: its reported CRC32, or a re-read, must match the copy's."""
+        reported = verify.reported_crc32(headers)
+        if reported is None:
+            return await self._reread(key, size, tap)
+        if reported != tap.crc:
+            await self._discard(key)
+            raise CopyError(f"verification failed: the destination reports CRC32 {reported:08x}, "
+                            f"the bytes sent have {tap.crc_hex}")
+        return "crc32"
+
     async def _reread(self, key: str, size: int, tap: verify.Tap) -> str:
         check = verify.Tap()
         resp = await self.dst.get(self.dst_bucket, key)
@@ -252,8 +271,8 @@ class Copier:
             resp.release()
         if check.size != size or check.crc != tap.crc:
             raise CopyError(f"verification failed: re-read of the destination gave {check.size} bytes with "
-                            f"CRC32C {check.crc_hex}, copied {size} with {tap.crc_hex}")
-        return "crc32c"
+                            f"CRC32 {check.crc_hex}, copied {size} with {tap.crc_hex}")
+        return "crc32"
 
     async def _abort(self, key: str, upload_id: str) -> None:
         try:
@@ -292,6 +311,18 @@ async def _stream(resp, size: int, tap: verify.Tap, failure: list):
     except (CopyError, StoreError) as e:
         failure.append(e)
         raise
+
+
+async def _whole(resp, size: int) -> bytes:
+    parts, n = [], 0
+    async for data in _source_chunks(resp):
+        n += len(data)
+        if n > size:
+            raise CopyError("the source sent more bytes than its Content-Length")
+        parts.append(data)
+    if n != size:
+        raise CopyError(f"the source body ended after {n} of {size} bytes")
+    return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
 async def _source_chunks(resp):

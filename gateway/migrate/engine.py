@@ -34,7 +34,7 @@ class Job:
     dry_run: bool = False
     delete_extra: bool = False
     part_size: int = 16 * copy.MiB
-    threshold: int = 64 * copy.MiB
+    threshold: int = 200 * copy.MiB
     part_concurrency: int = 8
     reread: bool = False
     retries: int = 3
@@ -180,7 +180,7 @@ class Migration:
                 out = await self.copier.copy(item.src, item.decision.replace_etag, on_bytes)
                 record(item.key, out.result, out.reason if out.result == "skipped" else item.decision.reason,
                        size=out.size if out.result == "copied" else item.src.size, etag=out.etag,
-                       verified=out.verified, crc32c=out.crc32c, attempts=attempt,
+                       verified=out.verified, crc32=out.crc32, attempts=attempt,
                        seconds=round(time.monotonic() - started, 3))
                 return
             except copy.SourceChanged:

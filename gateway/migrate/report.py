@@ -3,7 +3,7 @@ it goes so a killed run keeps what it did) and the summary (one JSON object: the
 
 Report line fields: ``key``, ``result`` (``copied`` · ``skipped`` · ``failed`` · ``deleted`` ·
 ``would-copy`` · ``would-delete`` · ``interrupted``), ``reason``, and for copies ``size``, ``etag``
-(the destination's), ``verified`` (see :mod:`.verify`), ``crc32c`` (of the bytes copied),
+(the destination's), ``verified`` (see :mod:`.verify`), ``crc32`` (of the bytes copied),
 ``attempts``, ``seconds``.
 """
 from __future__ import annotations

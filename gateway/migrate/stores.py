@@ -6,10 +6,9 @@ again may help (``transient``: 5xx, 429, timeouts, broken connections).
 """
 from __future__ import annotations
 
-import calendar
 import email.utils
-import time
 from dataclasses import dataclass
+from datetime import datetime
 from typing import AsyncIterator
 from urllib.parse import unquote
 
@@ -48,9 +47,10 @@ class ObjectInfo:
 
 def _iso_time(text: str) -> float:
     # 2026-12-04T00:56:35.809Z (listings)
-    base, _, frac = text.rstrip("Z").partition(".")
-    seconds = calendar.timegm(time.strptime(base, "%Y-%m-%dT%H:%M:%S"))
-    return seconds + (float("0." + frac) if frac.isdigit() else 0.0)
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return 0.0
 
 
 def http_time(text: str | None) -> float:

@@ -13,17 +13,17 @@ went through (:class:`Tap`). The verification levels in the report, strongest fi
 ``parts``   the source offers no digest of its content (multipart over unknown cuts, or encrypted):
             its bytes are checked by their count only; the destination's ETag equals the MD5 (or the
             per-part MD5s) of the bytes read, so it stored exactly what was read.
-``crc32c``  the destination offers no MD5 ETag either: it was read back whole, and its CRC32C equals
-            the one computed while copying.
-A ``+crc32c`` suffix: ``--verify reread`` read the copy back as well, and it matched.
+``crc32``   the destination offers no MD5 ETag either: the CRC32 it reports for the object
+            (``x-amz-checksum-crc32``, full-object), or else the CRC32 of the copy read back whole,
+            equals the CRC32 of the bytes read from the source.
+A ``+crc32`` suffix: ``--verify reread`` read the copy back as well, and its CRC32 matched.
 """
 from __future__ import annotations
 
 import base64
 import hashlib
 import re
-
-from awscrt import checksums
+import zlib
 
 _PLAIN = re.compile(r"[0-9a-f]{32}")
 _MULTIPART = re.compile(r"[0-9a-f]{32}-([0-9]{1,5})")
@@ -76,8 +76,21 @@ def carried_headers(headers: dict[str, str]) -> dict[str, str]:
     return out
 
 
+def reported_crc32(headers: dict[str, str]) -> int | None:
+    """The full-object CRC32 a store reports (``x-amz-checksum-crc32``), if it does."""
+    value = headers.get("x-amz-checksum-crc32")
+    if not value or headers.get("x-amz-checksum-type", "FULL_OBJECT").upper() != "FULL_OBJECT":
+        return None
+    try:
+        raw = base64.b64decode(value, validate=True)
+    except ValueError:
+        return None
+    return int.from_bytes(raw, "big") if len(raw) == 4 else None
+
+
 class Tap:
-    """Counts the bytes of one stream and digests them in order: CRC32C always, MD5 on request."""
+    """Counts the bytes of one stream and digests them in order: CRC32 always (zlib: a few GB/s),
+    MD5 on request."""
 
     __slots__ = ("size", "crc", "_md5", "on_bytes")
 
@@ -89,7 +102,7 @@ class Tap:
 
     def feed(self, data) -> None:
         self.size += len(data)
-        self.crc = checksums.crc32c(data, self.crc)
+        self.crc = zlib.crc32(data, self.crc)
         if self._md5 is not None:
             self._md5.update(data)
         if self.on_bytes is not None:

@@ -3,9 +3,11 @@ merge of two listings, the byte budget, the report and the command line's checks
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import io
 import types
+import zlib
 
 import orjson
 import pytest
@@ -98,10 +100,17 @@ def test_tap_digests_in_order():
     tap = verify.Tap(md5=True, on_bytes=seen.append)
     for piece in (b"hello ", b"", b"world"):
         tap.feed(piece)
-    from awscrt import checksums
     assert tap.size == 11 and seen == [6, 0, 5]
     assert tap.md5_hex == hashlib.md5(b"hello world").hexdigest()
-    assert tap.crc == checksums.crc32c(b"hello world")
+    assert tap.crc == zlib.crc32(b"hello world") and tap.crc_hex == f"{zlib.crc32(b'hello world'):08x}"
+
+
+def test_reported_crc32():
+    value = base64.b64encode(zlib.crc32(b"abc").to_bytes(4, "big")).decode()
+    assert verify.reported_crc32({"x-amz-checksum-crc32": value}) == zlib.crc32(b"abc")
+    assert verify.reported_crc32({"x-amz-checksum-crc32": value, "x-amz-checksum-type": "COMPOSITE"}) is None
+    assert verify.reported_crc32({"x-amz-checksum-crc32": "not base64!"}) is None
+    assert verify.reported_crc32({}) is None
 
 
 @pytest.mark.parametrize("text, n", [("0", 0), ("5MiB", 5 << 20), ("16m", 16 << 20), ("1 GiB", 1 << 30),
