@@ -25,7 +25,7 @@ def _parts(objects):
 
 def test_renders_valid_kubernetes_objects(objects):
     k8s_validate(objects)
-    assert sorted(o["kind"] for o in objects) == ["ConfigMap", "Deployment", "Secret"]
+    assert sorted(o["kind"] for o in objects) == ["ConfigMap", "Deployment", "Job", "Secret"]
 
 
 def test_gateway_is_a_native_sidecar(objects):
