@@ -1,4 +1,4 @@
-"""``r2-gateway``: serve · compat · check-config · report · credentials mint."""
+"""``r2-gateway``: serve · compat · check-config · report · credentials mint · migrate."""
 from __future__ import annotations
 
 import argparse
@@ -213,6 +213,39 @@ def _run_mint(args) -> int:
     return 0
 
 
+def _run_migrate(args) -> int:
+    from .migrate.command import run
+    return run(args)
+
+
+def _migrate_parser(sub) -> None:
+    m = sub.add_parser("migrate", help="copy a bucket from one configured store to another (bulk, resumable)",
+                       description="Copy what the destination lacks or holds with other content; see docs/migration.md.")
+    m.add_argument("--config", "-c", help="YAML config file naming the stores (R2GW_* variables override it)")
+    m.add_argument("--bucket", help="a bucket whose `buckets` rule has migrate_from: copy from that source")
+    m.add_argument("--from", dest="source", metavar="STORE/BUCKET", help="the source (store: default or a key of upstreams)")
+    m.add_argument("--to", metavar="STORE/BUCKET", help="the destination")
+    m.add_argument("--prefix", default="", help="only keys starting with this")
+    m.add_argument("--keys-from", metavar="FILE", help="only these keys (one per line) instead of a listing")
+    m.add_argument("--concurrency", type=int, default=16, help="objects copied at once (16)")
+    m.add_argument("--shard", metavar="I/N", help="only the keys whose SHA-256 falls in shard I of N")
+    m.add_argument("--dry-run", action="store_true", help="report what would be copied or deleted; write nothing")
+    m.add_argument("--delete-extra", action="store_true", help="delete destination objects the source lacks")
+    m.add_argument("--report", metavar="FILE", help="per-object report (JSON lines)")
+    m.add_argument("--metrics-listen", metavar="HOST:PORT", help="serve Prometheus metrics while running")
+    m.add_argument("--part-size", default="16MiB", help="multipart part size (16MiB)")
+    m.add_argument("--multipart-threshold", default="200MiB", help="objects this large or larger go in parts (200MiB)")
+    m.add_argument("--part-concurrency", type=int, default=8,
+                   help="part buffers alive at once, over all copies: memory is about this × part size (8)")
+    m.add_argument("--verify", choices=("auto", "reread"), default="auto",
+                   help="reread: also read every copy back and compare its CRC32")
+    m.add_argument("--retries", type=int, default=3, help="tries again after a transient error (3)")
+    m.add_argument("--progress", choices=("auto", "bar", "json", "none"), default="auto",
+                   help="auto: a live bar on a terminal, else JSON lines on stderr")
+    m.add_argument("--progress-interval", type=float, default=5.0, help="seconds between JSON progress lines (5)")
+    m.set_defaults(func=_run_migrate)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="r2-gateway", description="Cloudflare R2's S3 dialect in front of any S3 store")
     sub = p.add_subparsers(dest="command", required=True)
@@ -254,6 +287,7 @@ def main(argv: list[str] | None = None) -> int:
     m.add_argument("--account-id", help="the token's sub (default: temporary_credentials.account_id)")
     m.add_argument("--format", choices=("text", "env", "json"), default="text")
     m.set_defaults(func=_run_mint)
+    _migrate_parser(sub)
     args = p.parse_args(argv)
     return args.func(args)
 

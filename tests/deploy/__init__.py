@@ -34,6 +34,7 @@ _CORE = [("configmaps", "ConfigMap", True), ("secrets", "Secret", True), ("servi
          ("namespaces", "Namespace", False)]
 _GROUPS = {
     "apps/v1": [("deployments", "Deployment", True)],
+    "batch/v1": [("jobs", "Job", True)],
     "autoscaling/v2": [("horizontalpodautoscalers", "HorizontalPodAutoscaler", True)],
     "policy/v1": [("poddisruptionbudgets", "PodDisruptionBudget", True)],
     "monitoring.coreos.com/v1": [("servicemonitors", "ServiceMonitor", True)],

@@ -25,7 +25,7 @@ def _parts(objects):
 
 def test_renders_valid_kubernetes_objects(objects):
     k8s_validate(objects)
-    assert sorted(o["kind"] for o in objects) == ["ConfigMap", "Deployment", "Secret", "ServiceAccount"]
+    assert sorted(o["kind"] for o in objects) == ["ConfigMap", "Deployment", "Job", "Secret", "ServiceAccount"]
 
 
 def test_keyless_store_signs_with_irsa_others_with_their_secrets(objects, tmp_path):

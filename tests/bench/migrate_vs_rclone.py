@@ -1,0 +1,191 @@
+"""Bulk copy throughput: ``r2-gateway migrate`` against ``rclone copy`` (Debian's rclone), between the
+same two stores on the same data, in one run.
+
+    .venv/bin/python -m tests.bench.migrate_vs_rclone [--rounds 3] [--large 8x96] [--small 2000x16]
+                                                      [--concurrency 16] [--json PATH]
+
+Starts one Ceph RGW (memstore) with two users: the source is user A's bucket, the destination a
+fresh bucket of user B per run (emptied and garbage-collected afterwards), so both tools stream every
+byte out of one store and into another. Two data sets: ``--large`` (COUNT x MiB, one PUT each, so
+their ETags are MD5s) and ``--small`` (COUNT x KiB). Each round runs, in an order that alternates:
+
+- ``migrate``: ``r2-gateway migrate --from a/SRC --to b/DST --concurrency C`` (its defaults otherwise:
+  200 MiB multipart threshold, 16 MiB parts, 8 part buffers);
+- ``rclone``: ``rclone copy a:SRC b:DST --transfers C --checkers C`` with its part settings set to
+  migrate's (``--s3-upload-cutoff 200M --s3-chunk-size 16M``, and its ``--s3-upload-concurrency 4``);
+- ``rclone-defaults``: ``rclone copy`` as shipped (4 transfers, 8 checkers, 200 MiB cutoff).
+
+MiB/s is the data set's bytes over the wall time of the whole command (start to exit: listing both
+sides, copying, checking). CPU is the tool's user+system seconds (wait4). The ratio reported is
+migrate's median MiB/s over the faster rclone configuration's median.
+"""
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from . import procstat
+from ..upstreams.fixtures import s3_client
+from ..upstreams.rgw import CephRGW
+
+MiB = 1024 * 1024
+RGW_CONF = {"client.rgw.gw": {"rgw_gc_obj_min_wait": "0", "rgw_gc_processor_period": "30"}}
+
+
+def _count_size(text: str) -> tuple[int, int]:
+    count, _, size = text.partition("x")
+    return int(count), int(size)
+
+
+class Bench:
+    def __init__(self, work: Path, concurrency: int, log, migrate_args: list[str] | None = None) -> None:
+        self.work, self.concurrency, self.log = work, concurrency, log
+        self.migrate_args = migrate_args or []
+        self.rgw = CephRGW(work / "rgw", memstore_bytes=6 * 1024**3, extra_conf=RGW_CONF)
+
+    def start(self) -> None:
+        self.rgw.start()
+        r = self.rgw
+        self.bkey = r.create_user("bench-b")
+        self.a = s3_client(r.endpoint, r.access_key, r.secret_key)
+        self.b = s3_client(r.endpoint, *self.bkey)
+        self.config = self.work / "migrate.yaml"
+        self.config.write_text(json.dumps({
+            "upstream": {"endpoint": r.endpoint, "access_key_id": r.access_key, "secret_access_key": r.secret_key},
+            "upstreams": {"b": {"endpoint": r.endpoint, "access_key_id": self.bkey[0],
+                                "secret_access_key": self.bkey[1]}}}))
+        self.rclone_conf = self.work / "rclone.conf"
+        self.rclone_conf.write_text("".join(
+            f"[{name}]\ntype = s3\nprovider = Ceph\nendpoint = {r.endpoint}\nregion = us-east-1\n"
+            f"access_key_id = {ak}\nsecret_access_key = {sk}\nforce_path_style = true\n\n"
+            for name, ak, sk in (("a", r.access_key, r.secret_key), ("b", *self.bkey))))
+
+    def stop(self) -> None:
+        self.rgw.stop()
+
+    def fill(self, bucket: str, count: int, size: int) -> int:
+        self.a.create_bucket(Bucket=bucket)
+
+        def put(i: int) -> None:
+            self.a.put_object(Bucket=bucket, Key=f"obj/{i:06d}", Body=os.urandom(size))
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            list(pool.map(put, range(count)))
+        return count * size
+
+    def empty(self, bucket: str) -> None:
+        keys = [o["Key"] for p in self.b.get_paginator("list_objects_v2").paginate(Bucket=bucket)
+                for o in p.get("Contents", [])]
+        for i in range(0, len(keys), 1000):
+            self.b.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": k} for k in keys[i:i + 1000]],
+                                                         "Quiet": True})
+        for up in self.b.list_multipart_uploads(Bucket=bucket).get("Uploads", []):
+            self.b.abort_multipart_upload(Bucket=bucket, Key=up["Key"], UploadId=up["UploadId"])
+        self.b.delete_bucket(Bucket=bucket)
+        self.rgw.admin("gc", "process", "--include-all", timeout=300)
+
+    def command(self, tool: str, src: str, dst: str) -> list[str]:
+        c = str(self.concurrency)
+        if tool == "migrate":
+            return [sys.executable, "-m", "gateway", "migrate", "--config", str(self.config), "--from",
+                    f"default/{src}", "--to", f"b/{dst}", "--concurrency", c, "--progress", "none", *self.migrate_args]
+        base = ["rclone", "--config", str(self.rclone_conf), "copy", f"a:{src}", f"b:{dst}", "-q",
+                "--retries", "1", "--s3-no-check-bucket"]
+        if tool == "rclone":
+            return base + ["--transfers", c, "--checkers", c, "--s3-upload-cutoff", "200M",
+                           "--s3-chunk-size", "16M", "--s3-upload-concurrency", "4"]
+        return base
+
+    def run_once(self, tool: str, src: str, count: int, nbytes: int, n: int) -> dict:
+        dst = f"dst-{tool}-{n}"
+        self.b.create_bucket(Bucket=dst)
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("R2GW_", "RCLONE_", "AWS_"))}
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(self.command(tool, src, dst), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                env=env)
+        peak = 0
+        while True:     # wait4 (the tool's own CPU), sampling its peak RSS until it exits
+            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                break
+            peak = max(peak, procstat.status_kib(proc.pid, "VmHWM").get("VmHWM", 0))
+            time.sleep(0.05)
+        secs = time.perf_counter() - t0
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        err = proc.stderr.read().decode(errors="replace")
+        proc.stderr.close()
+        code = os.waitstatus_to_exitcode(status)
+        got = sum(p.get("KeyCount", 0) for p in self.b.get_paginator("list_objects_v2").paginate(Bucket=dst))
+        if code != 0 or got != count:
+            raise RuntimeError(f"{tool}: exit {code}, {got}/{count} objects copied\n{err[-3000:]}")
+        self.empty(dst)
+        cpu = usage.ru_utime + usage.ru_stime
+        return {"tool": tool, "seconds": round(secs, 3), "mib_per_s": round(nbytes / secs / MiB, 1),
+                "objects_per_s": round(count / secs, 1), "cpu_seconds": round(cpu, 2),
+                "cpu_s_per_gib": round(cpu / (nbytes / 1024**3), 2) if nbytes else None,
+                "peak_rss_mib": round(peak / 1024, 1)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m tests.bench.migrate_vs_rclone", description=__doc__.split("\n")[0])
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--large", default="8x96", help="COUNTxMiB (one PUT each)")
+    ap.add_argument("--small", default="2000x16", help="COUNTxKiB")
+    ap.add_argument("--concurrency", type=int, default=16)
+    ap.add_argument("--tools", default="migrate,rclone,rclone-defaults")
+    ap.add_argument("--migrate-args", default="", help="more arguments for migrate (space-separated)")
+    ap.add_argument("--json", help="write the results here as well")
+    args = ap.parse_args(argv)
+
+    def log(msg: str) -> None:
+        print(msg, file=sys.stderr, flush=True)
+    tools = args.tools.split(",")
+    results: dict = {"concurrency": args.concurrency, "rounds": args.rounds, "sets": {}}
+    with tempfile.TemporaryDirectory(prefix="bench-migrate-") as tmp:
+        bench = Bench(Path(tmp), args.concurrency, log, args.migrate_args.split())
+        bench.start()
+        try:
+            runs = 0
+            for name, spec, unit in (("large", args.large, MiB), ("small", args.small, 1024)):
+                count, size = _count_size(spec)
+                if not count:
+                    continue
+                src = f"src-{name}"
+                nbytes = bench.fill(src, count, size * unit)
+                log(f"{name}: {count} x {size} {'MiB' if unit == MiB else 'KiB'} = {nbytes / MiB:.0f} MiB")
+                rows = []
+                for rnd in range(args.rounds):
+                    order = tools if rnd % 2 == 0 else list(reversed(tools))
+                    for tool in order:
+                        runs += 1
+                        row = bench.run_once(tool, src, count, nbytes, runs)
+                        row["round"] = rnd + 1
+                        rows.append(row)
+                        log(f"  round {rnd + 1} {tool:<16} {row['mib_per_s']:8.1f} MiB/s {row['objects_per_s']:8.1f} obj/s"
+                            f"  {row['seconds']:6.2f} s  CPU {row['cpu_seconds']:6.2f} s  RSS {row['peak_rss_mib']:.0f} MiB")
+                med = {t: statistics.median(r["mib_per_s"] for r in rows if r["tool"] == t) for t in tools}
+                cpu = {t: statistics.median(r["cpu_seconds"] for r in rows if r["tool"] == t) for t in tools}
+                best_rclone = max((t for t in tools if t.startswith("rclone")), key=lambda t: med[t], default=None)
+                ratio = round(med["migrate"] / med[best_rclone], 2) if "migrate" in med and best_rclone else None
+                results["sets"][name] = {"objects": count, "bytes": nbytes, "runs": rows,
+                                         "median_mib_per_s": med, "median_cpu_seconds": cpu,
+                                         "baseline": best_rclone, "ratio": ratio}
+                log(f"{name}: median MiB/s " + ", ".join(f"{t} {v:.1f}" for t, v in med.items())
+                    + (f" -> migrate / {best_rclone} = {ratio:.2f}x" if ratio else ""))
+        finally:
+            bench.stop()
+    print(json.dumps(results, indent=2))
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
