@@ -91,7 +91,7 @@ class Store:
                              f"{', '.join(sorted(settings.upstreams)) or '-'})") from None
         if up.endpoint is None:
             raise ValueError(f"store {name!r} has no endpoint (the embedded upstream cannot be migrated)")
-        return cls(name, Upstream.from_settings(up))
+        return cls(name, Upstream.from_settings(up, name=name))
 
     async def start(self) -> None:
         await self.upstream.start()
