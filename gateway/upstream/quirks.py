@@ -13,9 +13,10 @@ DIALECTS = ("aws", "minio", "ceph", "moto", "s3")
 #: ``x-amz-copy-source-range`` (RGW 16.2): the gateway escapes its '%' once more.
 DOUBLE_DECODES_COPY_SOURCE = frozenset({"ceph"})
 
-#: ``GET/HEAD ?partNumber=N`` answered with the whole object: the gateway records part sizes at
-#: CompleteMultipartUpload and serves the part as a Range.
-IGNORES_PART_NUMBER = frozenset({"ceph"})
+#: ``GET/HEAD ?partNumber=N`` answered with the whole object (RGW 16), or wrongly (moto 5: the part's
+#: own ETag, no Content-Range, 500 or the whole object past the last part): the gateway records part
+#: sizes at CompleteMultipartUpload and serves the part as a Range.
+IGNORES_PART_NUMBER = frozenset({"ceph", "moto"})
 
 #: ``If-Match`` / ``If-None-Match`` honoured on PutObject and CompleteMultipartUpload: the
 #: conditions go upstream as they are (elsewhere the gateway checks them with a HEAD first).
