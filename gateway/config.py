@@ -159,6 +159,9 @@ class Limits(_Model):
     max_connections: int = Field(4096, ge=1)
     max_xml_body_bytes: int = Field(2 * 1024 * 1024, ge=1024)
     clock_skew_seconds: int = Field(900, ge=0)
+    # enforce the profile's per-key write limit (R2: about 1 write/s to one key, 429 TooManyRequests),
+    # counted by each gateway process on its own (gateway/rules/keys.py)
+    key_write_limit: bool = False
 
 
 class Metrics(_Model):

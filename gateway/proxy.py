@@ -103,6 +103,8 @@ async def handle(ex: Exchange) -> StreamResponse:
         else:
             ex.body = ex.ingest
     ex.upstream_headers = ex.forwarded_headers()
+    if gw.key_rules is not None:   # the profile's rules on keys: NFC, per-key writes (rules/keys.py)
+        gw.key_rules.apply(ex)
     # 6. R2 extensions, then 7. upstream and response
     return await gw.extensions.run(ex, forward)
 
