@@ -73,6 +73,10 @@ class Upstream(_Model):
     # a bucket of the gateway's own on the upstream (hidden from clients): part sizes of completed
     # multipart uploads, for ?partNumber reads on upstreams that ignore partNumber (Ceph RGW 16)
     internal_bucket: str = Field("r2gw-internal", pattern=r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
+    # the storage classes (upstream names) this store keeps; unset: STANDARD only on Ceph RGW and
+    # MinIO (their default placement), every class elsewhere. A class the store lacks is kept by the
+    # gateway: the object is stored in STANDARD and answered in its class.
+    storage_classes: list[str] | None = None
     timeouts: Timeouts = Timeouts()
     # no keys: credentials from the AWS chain (environment, this profile of the shared config
     # files, web identity (IRSA), EKS Pod Identity / container, instance metadata), refreshed
