@@ -26,7 +26,7 @@ from .internal import InternalEndpoints
 from .proxy import entry
 from .report import endpoint as report_endpoint
 from .report.live import Readiness
-from .rules import response as response_rules
+from .rules import keys as key_rules, response as response_rules
 from .rules.mode import Rules
 from .rules.profile import load_profile
 from .server import Request, Response, Server
@@ -56,6 +56,8 @@ class Gateway:
         if settings.storage_class_map:
             self.profile = self.profile.with_storage_class_map(settings.storage_class_map)
         self.rules = Rules(self.profile, settings.mode, self.metrics)
+        # the profile's rules on keys (NFC, per-key write limit); None: nothing to do
+        self.key_rules = key_rules.build(self.profile, settings.limits.key_write_limit)
         # headers stripped / storage classes mapped back in answers; None: nothing to do
         self.response_rules = response_rules.build(self.profile, settings.mode)
         self.extensions = default_extensions()

@@ -73,6 +73,10 @@ class Upstream(_Model):
     # a bucket of the gateway's own on the upstream (hidden from clients): part sizes of completed
     # multipart uploads, for ?partNumber reads on upstreams that ignore partNumber (Ceph RGW 16)
     internal_bucket: str = Field("r2gw-internal", pattern=r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
+    # the storage classes (upstream names) this store keeps; unset: STANDARD only on Ceph RGW and
+    # MinIO (their default placement), every class elsewhere. A class the store lacks is kept by the
+    # gateway: the object is stored in STANDARD and answered in its class.
+    storage_classes: list[str] | None = None
     timeouts: Timeouts = Timeouts()
     # no keys: credentials from the AWS chain (environment, this profile of the shared config
     # files, web identity (IRSA), EKS Pod Identity / container, instance metadata), refreshed
@@ -159,6 +163,9 @@ class Limits(_Model):
     max_connections: int = Field(4096, ge=1)
     max_xml_body_bytes: int = Field(2 * 1024 * 1024, ge=1024)
     clock_skew_seconds: int = Field(900, ge=0)
+    # enforce the profile's per-key write limit (R2: about 1 write/s to one key, 429 TooManyRequests),
+    # counted by each gateway process on its own (gateway/rules/keys.py)
+    key_write_limit: bool = False
 
 
 class Metrics(_Model):

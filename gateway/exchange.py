@@ -21,12 +21,13 @@ from .payload import Ingest
 from .server import Request, Response, StreamResponse
 from .upstream import dialects, splice
 from .upstream.client import UpstreamRequest
-from .upstream.responses import copy_headers, upstream_error
+from .upstream.responses import copy_headers, read_capped, upstream_error
 from .upstream.stream import LeanResponse
 
 if TYPE_CHECKING:
     from .app import Gateway
 
+_MAX_HOOKED_ANSWER = 8 * 1024 * 1024   # a ListParts page of 1,000 parts is far smaller
 _SPLICE_FROM = 1024 * 1024      # GET bodies from this size move socket to socket in the kernel
 _SSE_C = "x-amz-server-side-encryption-customer-"
 _SOURCE_SSE_C = "x-amz-copy-source-server-side-encryption-customer-"
@@ -57,7 +58,8 @@ class Exchange:
     __slots__ = ("gw", "request", "request_id", "method", "raw_path", "raw_query", "headers", "bucket",
                  "key", "query", "op", "auth", "client_key", "ingest", "body", "upstream_status",
                  "bytes_in", "bytes_out", "started", "upstream_headers", "features", "response_headers",
-                 "query_override", "upstream_request_id", "claimed_key_id", "route", "upstream")
+                 "query_override", "upstream_request_id", "claimed_key_id", "route", "upstream",
+                 "on_answer")
 
     def __init__(self, gw: "Gateway", request: Request) -> None:
         self.gw = gw
@@ -90,6 +92,10 @@ class Exchange:
         # the bucket's route and the store that holds it (gateway/stores), set after addressing
         self.route = None
         self.upstream = None
+        # stages that adjust a successful answer before it is relayed: each awaited with
+        # (ex, upstream response, body) — body is the small answer read whole when a hook asked
+        # for it (``answer_body``), else None — and returns the body to send (or None)
+        self.on_answer: list | None = None
 
     # -- what the upstream is asked ------------------------------------------------------------
     @property
@@ -194,6 +200,8 @@ class Exchange:
             if resp.status >= 400:
                 raise await upstream_error(self, resp)
             fixed = await dialects.fix_response(self, resp)
+            if self.on_answer is not None and resp.status < 300:
+                fixed = await self.run_answer_hooks(resp, fixed)
             response_rules = self.gw.response_rules  # the profile's answer headers (rules/response.py)
             if fixed is not None:
                 if response_rules is not None:
@@ -235,6 +243,32 @@ class Exchange:
             return out
         finally:
             resp.release()
+
+    def add_answer_hook(self, hook, body: bool = False) -> None:
+        """Run ``hook(ex, resp, body)`` on a successful upstream answer before it is relayed; with
+        ``body`` the answer (a small XML document) is read whole and the hook may rewrite it."""
+        if self.on_answer is None:
+            self.on_answer = []
+        self.on_answer.append((hook, body))
+
+    async def run_answer_hooks(self, resp, fixed: Response | None) -> Response | None:
+        """The hooks, on the upstream's answer (or on ``fixed``, the answer a stage made of it)."""
+        wants_body = fixed is not None or any(b for _, b in self.on_answer)
+        body = fixed.body if fixed is not None else (await read_capped(resp, _MAX_HOOKED_ANSWER)
+                                                     if wants_body else None)
+        for hook, _ in self.on_answer:
+            new = await hook(self, resp, body)
+            if new is not None:
+                body = new
+        if not wants_body:
+            return None
+        if fixed is None:
+            fixed = Response(status=resp.status, body=body)
+            copy_headers(resp, fixed)
+            fixed.headers["x-amz-request-id"] = self.request_id
+        fixed.body = body
+        fixed.headers.update(self.response_headers)
+        return fixed
 
     def _can_splice(self, resp, out: StreamResponse) -> bool:
         """A big GET body on plain TCP both ends, still arriving: the kernel can move it."""

@@ -6,7 +6,8 @@ reads — and :data:`AMZ` / :data:`AMZ_PREFIXES`) and, for every ``x-amz-*`` hea
 signed it. Everything else is dropped: hop-by-hop headers, the client's authentication (the gateway
 signs anew), what the gateway re-creates (``Content-Length``, ``x-amz-content-sha256``,
 ``x-amz-date``), R2's ``cf-*`` extension headers (the gateway acts on them itself), proxies' and
-SDKs' bookkeeping, and any header S3 does not define.
+SDKs' bookkeeping, the gateway's own ``x-amz-meta-r2gw-*`` metadata
+(:data:`~.upstream.responses.RESERVED_METADATA`), and any header S3 does not define.
 
 A header *name* that an S3 server could read as another one is refused before anything goes
 upstream (:func:`check_names`): Ceph RGW (and every CGI-style server) reads ``x_amz_copy_source``
@@ -31,6 +32,7 @@ import re
 from typing import Mapping
 
 from .errors import S3Error
+from .upstream.responses import RESERVED_METADATA
 
 #: HTTP request headers that S3 reads (system metadata, conditions, range, CORS preflight).
 STANDARD: frozenset[str] = frozenset({
@@ -136,6 +138,7 @@ def forwarded(headers: Mapping[str, str], signed: tuple[str, ...], method: str) 
                 if v is None:
                     continue
             out[k] = v
-        elif k.startswith("x-amz-") and k in signed and (k in AMZ or k.startswith(AMZ_PREFIXES)):
+        elif k.startswith("x-amz-") and k in signed and (k in AMZ or k.startswith(AMZ_PREFIXES)) \
+                and k not in RESERVED_METADATA:   # the gateway's own metadata: never a client's to set
             out[k] = v
     return out

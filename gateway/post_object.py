@@ -55,7 +55,7 @@ from .exchange import error_response
 from .rfc2047 import encode_value
 from .rules.enforce import Violation
 from .server import Response, StreamResponse
-from .upstream.responses import upstream_error
+from .upstream.responses import RESERVED_METADATA, upstream_error
 
 if TYPE_CHECKING:
     from .exchange import Exchange
@@ -228,7 +228,7 @@ def _upstream_headers(ex: "Exchange", fields: dict[str, str]) -> dict[str, str]:
         headers["x-amz-acl"] = fields["acl"]
     for name, value in fields.items():
         if name.startswith("x-amz-meta-"):
-            if name.isascii():
+            if name.isascii() and name not in RESERVED_METADATA:   # the gateway's own: never a client's
                 headers[name] = encode_value(value)
         elif name.startswith(_FORWARDED_AMZ):
             headers[name] = value

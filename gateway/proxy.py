@@ -106,6 +106,8 @@ async def handle(ex: Exchange) -> StreamResponse:
         # (read above) included, is checked before anything is forwarded (auth/scopes.py)
         ex.client_key.check_keys(ex)
     ex.upstream_headers = ex.forwarded_headers()
+    if gw.key_rules is not None:   # the profile's rules on keys: NFC, per-key writes (rules/keys.py)
+        gw.key_rules.apply(ex)
     # 6. R2 extensions, then 7. upstream and response
     return await gw.extensions.run(ex, forward)
 

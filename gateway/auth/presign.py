@@ -3,9 +3,10 @@
 Reached through :func:`gateway.auth.sigv4.authenticate` when the query carries ``X-Amz-Algorithm`` /
 ``X-Amz-Credential`` / ``X-Amz-Signature``. Error choices follow S3:
 
-* missing/invalid auth parameters, ``X-Amz-Expires`` outside 1..604800, bad ``X-Amz-Date``, bad
+* missing/invalid auth parameters, ``X-Amz-Expires`` of 0 or over 604800, bad ``X-Amz-Date``, bad
   credential -> ``AuthorizationQueryParametersError`` (400);
-* expired -> ``AccessDenied`` "Request has expired" with ``X-Amz-Expires``, ``Expires``, ``ServerTime``;
+* expired, or a negative ``X-Amz-Expires`` (a URL that expired before it was made) -> ``AccessDenied``
+  "Request has expired" with ``X-Amz-Expires``, ``Expires``, ``ServerTime``;
 * ``X-Amz-Date`` more than 15 minutes in the future -> ``AccessDenied`` "Request is not yet valid"
   (S3's wording) with ``X-Amz-Date``, ``Expires``, ``ServerTime``;
 * the payload hash is ``UNSIGNED-PAYLOAD`` unless an ``X-Amz-Content-Sha256`` query parameter (or a signed
@@ -107,8 +108,6 @@ def authenticate_presigned(method: str, raw_path: str, raw_query: str, headers: 
     if not _EXPIRES.fullmatch(raw_expires):
         raise _qerror("X-Amz-Expires should be a number")
     expires = int(raw_expires)
-    if expires < 0:
-        raise _qerror("X-Amz-Expires must be non-negative")
     if expires == 0:
         raise _qerror("X-Amz-Expires must be a positive number of seconds")
     if expires > MAX_EXPIRES:

@@ -4,11 +4,14 @@
   last to be no larger); otherwise ``InvalidPart``. One ListParts before completing checks it, in
   the rules' mode (enforce refuses, audit reports the ``part-sizes`` finding and completes, off
   does not look).
-- ``?partNumber=N`` on GetObject/HeadObject: Ceph RGW 16 ignores it and returns the whole object.
-  For such upstreams the gateway records, when it completes an upload, the part size and count in
+- ``?partNumber=N`` on GetObject/HeadObject: Ceph RGW 16 ignores it and returns the whole object;
+  moto answers a part with the part's own ETag, and a part past the last with 500 or the whole
+  object. For such upstreams the gateway records, when it completes an upload, the part size and count in
   a small JSON object in its internal bucket (hidden from clients), and serves ``partNumber=N`` as
   the matching byte Range with ``x-amz-mp-parts-count``. A record is trusted only while the
-  object's size and part count still match it.
+  object's size and part count still match it. A part past the last is ``400 InvalidPart``, as R2
+  answers it; ``partNumber=1`` of an object uploaded whole is all of it (206, its own ETag). The
+  object's SSE-C key, when sent, is used for the HEAD that counts the parts.
 """
 from __future__ import annotations
 
@@ -20,7 +23,7 @@ from ..auth.canonical import uri_encode
 from ..errors import S3Error
 from ..rules.enforce import Violation
 from ..upstream.responses import read_capped
-from ..upstream import quirks
+from ..upstream import dialects, quirks
 
 _ETAG_PARTS = re.compile(r'-(\d+)"?$')
 
@@ -116,7 +119,10 @@ async def _load_record(ex) -> dict | None:
 
 async def part_number(ex, proceed):
     raw = ex.query.get("partNumber")
-    if raw is None or not ex.upstream.has(quirks.IGNORES_PART_NUMBER):
+    if raw is None:
+        return await proceed(ex)
+    await dialects.learn_dialect(ex.upstream)
+    if not ex.upstream.has(quirks.IGNORES_PART_NUMBER):
         return await proceed(ex)
     try:
         number = int(raw)
@@ -126,6 +132,8 @@ async def part_number(ex, proceed):
     if not 1 <= number <= 10000:
         raise S3Error("InvalidArgument", "Part number must be an integer between 1 and 10000, inclusive",
                       ArgumentName="partNumber")
+    if "range" in ex.headers:
+        raise S3Error("InvalidRequest", "Cannot specify both Range header and partNumber query parameter")
     status, headers = await ex.head(ex.bucket, ex.key, ex.sse_c())
     if status >= 300:
         return await proceed(ex)  # the upstream's own answer: NoSuchKey, 403, …
@@ -133,7 +141,9 @@ async def part_number(ex, proceed):
     m = _ETAG_PARTS.search(headers.get("ETag", ""))
     count = int(m.group(1)) if m else 1
     if number > count:
-        raise S3Error("InvalidPartNumber", PartNumberRequested=str(number), ActualPartCount=str(count))
+        # past the last part (also any part but 1 of an object uploaded whole), as R2 answers it
+        raise S3Error("InvalidPart", f"Part {number} does not exist: the object has {count} part(s).",
+                      PartNumberRequested=str(number), ActualPartCount=str(count))
     ex.query_override = "&".join(p for p in ex.upstream_query().split("&")
                                  if p and not p.startswith("partNumber="))
     if count == 1:
@@ -147,8 +157,11 @@ async def part_number(ex, proceed):
     start = (number - 1) * part_size
     end = min(start + part_size, size) - 1
     if size:
+        # a ranged read of the part: 206 with Content-Range and the object's own ETag (an object
+        # uploaded whole is its one part, so partNumber=1 is all of it)
         ex.upstream_headers["range"] = f"bytes={start}-{end}"
-    ex.response_headers["x-amz-mp-parts-count"] = str(count)
+    if m:  # S3 counts parts only for objects that were uploaded in parts
+        ex.response_headers["x-amz-mp-parts-count"] = str(count)
     return await proceed(ex)
 
 

@@ -7,7 +7,7 @@ the report like the rules' violations), from the profile's data:
 - ``write-rate``: a second write to one key within ``limits.min_write_interval_seconds`` (R2: about
   one write per second to a key, else 429 TooManyRequests);
 - ``nfc-collision``: a key used in two Unicode forms that are one under NFC (``limits.key_normalization``:
-  R2 names one object by both, the upstream two);
+  R2 names one object by both, as the gateway does once it has normalised the key: rules/keys.py);
 - and, for a request refused at authentication (``auth_findings``): ``sigv2`` (Signature Version 2)
   and ``presign-expiry`` (a presigned URL valid for more than 7 days), with the key id it named.
 

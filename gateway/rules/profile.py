@@ -102,10 +102,12 @@ class Limits(_Model):
     uniform_parts: bool = False
     bucket_name: BucketName
     # R2: about one write per second to the same key (429 TooManyRequests beyond). Observed and
-    # reported (gateway/report/detect.py), never refused: the upstream decides.
+    # reported (gateway/report/detect.py); refused only with the gateway setting
+    # limits.key_write_limit, per gateway process (gateway/rules/keys.py).
     min_write_interval_seconds: float | None = Field(default=None, gt=0)
-    # R2: keys are Unicode-normalised (NFC); two keys differing only in form name one object.
-    # Reported when a client uses both forms of a key; the upstream keeps them apart.
+    # R2: keys are Unicode-normalised (NFC); two keys differing only in form name one object. The
+    # gateway normalises keys on the way in (gateway/rules/keys.py); a client using both forms of a
+    # key is reported too (gateway/report/detect.py).
     key_normalization: Literal["NFC"] | None = None
 
 

@@ -120,10 +120,12 @@ def render_markdown(profile: Profile) -> str:
           + (", all the same size (the last no larger), else `InvalidPart`" if lim.uniform_parts else "") + " |")
     if lim.min_write_interval_seconds:
         w(f"| Writes to one key | about one per {lim.min_write_interval_seconds:g} s, else `TooManyRequests` "
-          "(reported, not enforced) |")
+          "(reported; refused with the gateway setting `limits.key_write_limit`, counted by each gateway "
+          "process) |")
     if lim.key_normalization:
-        w(f"| Key normalisation | {lim.key_normalization}: two keys differing only in form are one object "
-          "(reported, not enforced) |")
+        w(f"| Key normalisation | {lim.key_normalization}, on the way in (the request's key, the copy source, "
+          "DeleteObjects' keys, listing `prefix` / `start-after` / `marker` / `key-marker`): two spellings of "
+          "one name are one object; keys are listed as stored |")
     b = lim.bucket_name
     w(f"| Bucket name | {b.min_length}–{b.max_length} characters matching `{_cell(b.pattern)}`, "
       "else `InvalidBucketName` (CreateBucket) |")

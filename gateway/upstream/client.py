@@ -16,6 +16,7 @@ from yarl import URL
 
 from .. import config
 from ..errors import S3Error
+from . import quirks
 from .credentials import ChainCredentials
 from .signer import EMPTY_SHA256, UNSIGNED, UpstreamSigner
 from .pool import ConnectError, LeanPool
@@ -42,7 +43,7 @@ class Upstream:
                  *, max_connections: int = 256, connect_timeout: float = 5.0,
                  read_timeout: float = 300.0, verify_tls: bool = True, dialect: str = "auto",
                  transport: str = "aiohttp", name: str = "default", internal_bucket: str = "r2gw-internal",
-                 credentials: ChainCredentials | None = None) -> None:
+                 credentials: ChainCredentials | None = None, storage_classes=None) -> None:
         url = URL(endpoint)
         self.name = name
         self.internal_bucket = internal_bucket
@@ -60,6 +61,8 @@ class Upstream:
         self._connect_timeout, self._read_timeout = connect_timeout, read_timeout
         self._lean: LeanPool | None = None
         self.dialect = dialect if dialect != "auto" else None
+        # the classes this store keeps (config), or None: by dialect (quirks.STANDARD_CLASS_ONLY)
+        self.storage_classes = frozenset(storage_classes) if storage_classes is not None else None
 
     @classmethod
     def from_settings(cls, up: "config.Upstream", endpoint: str | None = None,
@@ -74,7 +77,8 @@ class Upstream:
                    secret_access_key or (up.secret_access_key.get_secret_value() if up.secret_access_key else ""),
                    up.region, max_connections=up.max_connections, connect_timeout=up.timeouts.connect,
                    read_timeout=up.timeouts.read, verify_tls=up.verify_tls, dialect=up.dialect,
-                   transport=up.transport, name=name, internal_bucket=up.internal_bucket, credentials=chain)
+                   transport=up.transport, name=name, internal_bucket=up.internal_bucket, credentials=chain,
+                   storage_classes=up.storage_classes)
 
     async def start(self) -> None:
         if self.credentials is not None:
@@ -107,6 +111,14 @@ class Upstream:
     def has(self, quirk: frozenset[str]) -> bool:
         """Whether this upstream's dialect is in ``quirk`` (a set from :mod:`.quirks`)."""
         return self.dialect in quirk
+
+    def keeps_class(self, storage_class: str) -> bool:
+        """Whether this store keeps objects in ``storage_class`` (an upstream name) itself."""
+        if storage_class == "STANDARD":
+            return True
+        if self.storage_classes is not None:
+            return storage_class in self.storage_classes
+        return not self.has(quirks.STANDARD_CLASS_ONLY)
 
     @property
     def pool_size(self) -> int:

@@ -5,6 +5,9 @@ answers correctly (AWS S3, MinIO) and needed on the ones that do not (Ceph RGW, 
 
 - CopyObject / UploadPartCopy: ETags in the result XML come unquoted (RGW) → quoted.
 - CompleteMultipartUpload: an empty ``<ETag>`` (RGW) → filled from a HEAD of the new object.
+- GetObject / HeadObject answered ``304 Not Modified`` without ``ETag`` (RGW) or without
+  ``Last-Modified`` (moto): both taken from a HEAD of the object, as RFC 9110 §15.4.5 wants them
+  in a 304. The HEAD is made only for such a 304, never for an answer that has them.
 - Copying PUTs that RGW decodes twice (UploadPartCopy, a PUT with ``x-amz-copy-source-range``):
   the copy source's '%' escaped once more (:func:`fix_request`), so no key can crash radosgw.
 
@@ -29,6 +32,7 @@ if TYPE_CHECKING:
 _ETAG = re.compile(rb"<ETag>([^<\"]*)</ETag>")
 _EMPTY_ETAG = re.compile(rb"<ETag>(&quot;)?(&#34;)?\"?\"?(&quot;)?(&#34;)?</ETag>")
 _FIX_OPERATIONS = frozenset({"CopyObject", "UploadPartCopy", "CompleteMultipartUpload"})
+_OBJECT_READS = frozenset({"GetObject", "HeadObject"})
 _MAX_RESULT = 1024 * 1024
 
 
@@ -50,16 +54,27 @@ async def fix_request(ex: "Exchange") -> None:
     if "uploadId" not in ex.query and "x-amz-copy-source-range" not in headers:
         return
     upstream = ex.upstream
-    if upstream.dialect is None:  # not known yet: learn it before sending a form that could crash it
-        resp = await upstream.send(UpstreamRequest("HEAD", "/"))
-        resp.release()
+    await learn_dialect(upstream)  # before sending a form that could crash it
     if upstream.has(quirks.DOUBLE_DECODES_COPY_SOURCE):
         headers["x-amz-copy-source"] = source.replace("%", "%25")
 
 
+async def learn_dialect(upstream) -> None:
+    """Ask the upstream once, if its dialect is not known yet (``upstream.dialect`` set from the
+    answer's headers), so that a quirk set can be consulted before the first real request."""
+    if upstream.dialect is None:
+        resp = await upstream.send(UpstreamRequest("HEAD", "/"))
+        resp.release()
+
+
 async def fix_response(ex: "Exchange", resp: aiohttp.ClientResponse) -> StreamResponse | None:
     """A corrected small response for the operations some upstreams answer wrongly, else None."""
-    if ex.op not in _FIX_OPERATIONS or resp.status != 200:
+    if resp.status != 200:
+        if resp.status == 304 and ex.op in _OBJECT_READS \
+                and ("ETag" not in resp.headers or "Last-Modified" not in resp.headers):
+            return await _not_modified(ex, resp)
+        return None
+    if ex.op not in _FIX_OPERATIONS:
         return None
     body = await read_capped(resp, _MAX_RESULT)
     if b"<Error>" in body[:512]:  # S3 may answer 200 with an error document; pass it as an error
@@ -74,6 +89,24 @@ async def fix_response(ex: "Exchange", resp: aiohttp.ClientResponse) -> StreamRe
     copy_headers(resp, out)
     out.headers["x-amz-request-id"] = ex.request_id
     out.headers["Content-Type"] = "application/xml"
+    out.headers.update(ex.response_headers)
+    return out
+
+
+async def _not_modified(ex: "Exchange", resp: aiohttp.ClientResponse) -> Response:
+    """The upstream's 304 with the object's validators, read from a HEAD without the conditions."""
+    out = Response(status=304)
+    copy_headers(resp, out)
+    head = await ex.call_upstream("HEAD", query="", headers=ex.sse_c(), body=None)
+    try:
+        if head.status == 200:
+            for name in ("ETag", "Last-Modified"):
+                value = head.headers.get(name)
+                if value and name not in out.headers:
+                    out.headers[name] = value
+    finally:
+        head.release()
+    out.headers["x-amz-request-id"] = ex.request_id
     out.headers.update(ex.response_headers)
     return out
 

@@ -13,9 +13,10 @@ DIALECTS = ("aws", "minio", "ceph", "moto", "s3")
 #: ``x-amz-copy-source-range`` (RGW 16.2): the gateway escapes its '%' once more.
 DOUBLE_DECODES_COPY_SOURCE = frozenset({"ceph"})
 
-#: ``GET/HEAD ?partNumber=N`` answered with the whole object: the gateway records part sizes at
-#: CompleteMultipartUpload and serves the part as a Range.
-IGNORES_PART_NUMBER = frozenset({"ceph"})
+#: ``GET/HEAD ?partNumber=N`` answered with the whole object (RGW 16), or wrongly (moto 5: the part's
+#: own ETag, no Content-Range, 500 or the whole object past the last part): the gateway records part
+#: sizes at CompleteMultipartUpload and serves the part as a Range.
+IGNORES_PART_NUMBER = frozenset({"ceph", "moto"})
 
 #: ``If-Match`` / ``If-None-Match`` honoured on PutObject and CompleteMultipartUpload: the
 #: conditions go upstream as they are (elsewhere the gateway checks them with a HEAD first).
@@ -40,3 +41,13 @@ CREATE_ONLY_PUT = frozenset({"aws", "minio", "ceph", "moto"})
 #: ``If-None-Match: *`` honoured on CompleteMultipartUpload (RGW 16 ignores it and overwrites):
 #: elsewhere a create-only multipart copy HEADs the key just before completing.
 CONDITIONAL_COMPLETE = frozenset({"aws", "minio", "moto"})
+
+#: Only ``STANDARD`` kept (Ceph RGW's default placement answers ``400 InvalidArgument`` to any other
+#: ``x-amz-storage-class``; MinIO keeps STANDARD and REDUCED_REDUNDANCY): a class the store lacks is
+#: kept by the gateway (gateway/extensions/storage_class.py). ``upstream.storage_classes`` in the
+#: config overrides this for a store whose placement has more classes.
+STANDARD_CLASS_ONLY = frozenset({"ceph", "minio"})
+
+#: ListParts and ListMultipartUploads report ``STANDARD`` whatever the upload's class (RGW 16, moto
+#: 5): the gateway records an upload's class when it is another, and answers it.
+UPLOAD_CLASS_NOT_LISTED = frozenset({"ceph", "moto"})

@@ -16,10 +16,15 @@ if TYPE_CHECKING:
     from ..exchange import Exchange
     from ..server import StreamResponse
 
+#: ``x-amz-meta-*`` names the gateway writes on objects for itself: never a client's to set or to
+#: see. The storage class the gateway keeps for a store that lacks it (the upstream's name): the
+#: object's answers carry it as ``x-amz-storage-class``.
+CLASS_METADATA = "x-amz-meta-r2gw-class"
+RESERVED_METADATA = frozenset({CLASS_METADATA})
 # response headers never relayed
 DROP_RESPONSE = frozenset({
     "connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "proxy-authenticate",
-    "server", "date", "x-amz-request-id", "content-length",
+    "server", "date", "x-amz-request-id", "content-length", *RESERVED_METADATA,
 })
 MAX_ERROR_BODY = 64 * 1024
 # an error without a body (HEAD), or without a code: the code its status implies
@@ -40,11 +45,15 @@ async def read_capped(resp: aiohttp.ClientResponse, limit: int) -> bytes:
 
 
 def copy_headers(resp: aiohttp.ClientResponse, out: "StreamResponse") -> None:
-    """The upstream's response headers, less hop-by-hop ones and those the gateway sets itself."""
+    """The upstream's response headers, less hop-by-hop ones and those the gateway sets itself; a
+    storage class the gateway keeps for the object is its ``x-amz-storage-class``."""
     copied = CIMultiDict(resp.headers)
+    kept_class = copied.get(CLASS_METADATA)
     for name in DROP_RESPONSE:
         if name in copied:
             del copied[name]
+    if kept_class is not None:
+        copied["x-amz-storage-class"] = kept_class
     out.headers.extend(copied)
 
 
