@@ -18,10 +18,11 @@ from .auth.presign import strip_presign_params
 from .errors import S3Error
 from .observability import log
 from .payload import Ingest
+from .upstream.records import RESERVED_METADATA
 from .server import Request, Response, StreamResponse
 from .upstream import dialects, splice
 from .upstream.client import UpstreamRequest
-from .upstream.responses import copy_headers, upstream_error
+from .upstream.responses import copy_headers, read_capped, upstream_error
 from .upstream.stream import LeanResponse
 
 if TYPE_CHECKING:
@@ -36,6 +37,7 @@ _DROP_REQUEST = frozenset({
     "x-forwarded-proto", "x-forwarded-host", "x-real-ip", "amz-sdk-invocation-id", "amz-sdk-request",
     "x-amz-user-agent", "date",
 })
+_MAX_HOOKED_ANSWER = 8 * 1024 * 1024   # a ListParts page of 1,000 parts is far smaller
 _SPLICE_FROM = 1024 * 1024      # GET bodies from this size move socket to socket in the kernel
 _SSE_C = "x-amz-server-side-encryption-customer-"
 _SOURCE_SSE_C = "x-amz-copy-source-server-side-encryption-customer-"
@@ -66,7 +68,7 @@ class Exchange:
     __slots__ = ("gw", "request", "request_id", "method", "raw_path", "raw_query", "headers", "bucket",
                  "key", "query", "op", "auth", "client_key", "ingest", "body", "upstream_status",
                  "bytes_in", "bytes_out", "started", "upstream_headers", "features", "response_headers",
-                 "query_override")
+                 "query_override", "on_answer", "notes")
 
     def __init__(self, gw: "Gateway", request: Request) -> None:
         self.gw = gw
@@ -92,6 +94,11 @@ class Exchange:
         self.features: list[str] = []
         self.response_headers: dict[str, str] = {}
         self.query_override: str | None = None
+        # stages that adjust a successful answer before it is relayed: each awaited with
+        # (ex, upstream response, body) — body is the small answer read whole when a hook asked
+        # for it (``answer_body``), else None — and returns the body to send (or None)
+        self.on_answer: list | None = None
+        self.notes: dict | None = None   # what a stage remembers between the request and its answer
 
     # -- what the upstream is asked ------------------------------------------------------------
     @property
@@ -147,9 +154,11 @@ class Exchange:
             if k in _DROP_REQUEST or k.startswith("cf-"):
                 continue
             if k == "content-encoding":
-                v = ",".join(p for p in (s.strip() for s in v.split(",")) if p and p != "aws-chunked")
+                v = stored_content_encoding(v)
                 if not v:
                     continue
+            elif k in RESERVED_METADATA:
+                continue   # the gateway's own metadata: never the client's to set
             out[k] = v
         if "x-amz-copy-source" in out:
             # re-encoded canonically: the upstream sees one unambiguous spelling of the source
@@ -193,6 +202,8 @@ class Exchange:
             if resp.status >= 400:
                 raise await upstream_error(self, resp)
             fixed = await dialects.fix_response(self, resp)
+            if self.on_answer is not None and resp.status < 300:
+                fixed = await self.run_answer_hooks(resp, fixed)
             response_rules = self.gw.response_rules  # the profile's answer headers (rules/response.py)
             if fixed is not None:
                 if response_rules is not None:
@@ -231,6 +242,32 @@ class Exchange:
         finally:
             resp.release()
 
+    def add_answer_hook(self, hook, body: bool = False) -> None:
+        """Run ``hook(ex, resp, body)`` on a successful upstream answer before it is relayed; with
+        ``body`` the answer (a small XML document) is read whole and the hook may rewrite it."""
+        if self.on_answer is None:
+            self.on_answer = []
+        self.on_answer.append((hook, body))
+
+    async def run_answer_hooks(self, resp, fixed: Response | None) -> Response | None:
+        """The hooks, on the upstream's answer (or on ``fixed``, the answer a stage made of it)."""
+        wants_body = fixed is not None or any(b for _, b in self.on_answer)
+        body = fixed.body if fixed is not None else (await read_capped(resp, _MAX_HOOKED_ANSWER)
+                                                     if wants_body else None)
+        for hook, _ in self.on_answer:
+            new = await hook(self, resp, body)
+            if new is not None:
+                body = new
+        if not wants_body:
+            return None
+        if fixed is None:
+            fixed = Response(status=resp.status, body=body)
+            copy_headers(resp, fixed)
+            fixed.headers["x-amz-request-id"] = self.request_id
+        fixed.body = body
+        fixed.headers.update(self.response_headers)
+        return fixed
+
     def _can_splice(self, resp, out: StreamResponse) -> bool:
         """A big GET body on plain TCP both ends, still arriving: the kernel can move it."""
         return (self.method == "GET" and out.content_length is not None
@@ -248,6 +285,15 @@ class Exchange:
         self.bytes_out += await resp.splice_to(self.request.transport.get_extra_info("socket"), before)
         await out.write_eof()
         return out
+
+
+def stored_content_encoding(value: str) -> str:
+    """``Content-Encoding`` as the client wrote it, less the ``aws-chunked`` framing token:
+    ``aws-chunked, deflate, gzip`` → ``deflate, gzip`` (the other tokens and their spacing kept)."""
+    if "aws-chunked" not in value.lower():
+        return value
+    kept = [t for t in value.split(",") if t.strip().lower() != "aws-chunked"]
+    return ",".join(kept).strip()
 
 
 def first_of_each(raw_query: str) -> str:

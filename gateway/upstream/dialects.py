@@ -50,11 +50,17 @@ async def fix_request(ex: "Exchange") -> None:
     if "uploadId" not in ex.query and "x-amz-copy-source-range" not in headers:
         return
     upstream = ex.gw.upstream
-    if upstream.dialect is None:  # not known yet: learn it before sending a form that could crash it
-        resp = await upstream.send(UpstreamRequest("HEAD", "/"))
-        resp.release()
+    await learn_dialect(upstream)  # before sending a form that could crash it
     if upstream.has(quirks.DOUBLE_DECODES_COPY_SOURCE):
         headers["x-amz-copy-source"] = source.replace("%", "%25")
+
+
+async def learn_dialect(upstream) -> None:
+    """Ask the upstream once, if its dialect is not known yet (``upstream.dialect`` set from the
+    answer's headers), so that a quirk set can be consulted before the first real request."""
+    if upstream.dialect is None:
+        resp = await upstream.send(UpstreamRequest("HEAD", "/"))
+        resp.release()
 
 
 async def fix_response(ex: "Exchange", resp: aiohttp.ClientResponse) -> StreamResponse | None:

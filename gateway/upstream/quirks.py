@@ -23,3 +23,16 @@ CONDITIONAL_WRITES = frozenset({"aws", "minio"})
 
 #: ``If-Match`` compared with the stored ETag without its quotes.
 UNQUOTED_IF_MATCH = frozenset({"ceph"})
+
+#: ``x-amz-checksum-*`` not kept (RGW 16 accepts and drops them; moto keeps a PutObject's but has
+#: none for multipart uploads, and ``s3`` is an unknown store): the gateway keeps the checksums a
+#: client sent and answers them as S3 does (gateway/extensions/checksums_kept.py).
+NO_CHECKSUM_STORE = frozenset({"ceph", "moto", "s3"})
+
+#: CopyObject with SSE-C on either side not done right (RGW 16: 501 NotImplemented from an SSE-C
+#: source; a plain source copied to an SSE-C destination is stored unencrypted): the gateway copies.
+NO_SSE_C_COPY = frozenset({"ceph"})
+
+#: UploadPartCopy from an SSE-C source refused unless the destination has the same key (RGW 16:
+#: ``InvalidArgument`` to a plain upload, a key-MD5 mismatch to another key): the gateway copies.
+NO_SSE_C_PART_COPY = frozenset({"ceph"})

@@ -16,10 +16,14 @@ if TYPE_CHECKING:
     from ..exchange import Exchange
     from ..server import StreamResponse
 
+#: ``x-amz-meta-*`` names the gateway writes on objects for itself (``records``): never a client's
+#: to set or to see. The checksum it keeps: ``<algorithm> <type> [<base64 value>]``.
+CHECKSUM_METADATA = "x-amz-meta-r2gw-checksum"
+RESERVED_METADATA = frozenset({CHECKSUM_METADATA})
 # response headers never relayed
 DROP_RESPONSE = frozenset({
     "connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "proxy-authenticate",
-    "server", "date", "x-amz-request-id", "content-length",
+    "server", "date", "x-amz-request-id", "content-length", *RESERVED_METADATA,
 })
 MAX_ERROR_BODY = 64 * 1024
 # an error without a body (HEAD), or without a code: the code its status implies
