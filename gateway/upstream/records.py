@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 from .. import s3xml
 from ..auth.canonical import uri_encode
 from ..errors import S3Error
+from ..observability import log
 from .responses import CHECKSUM_METADATA, RESERVED_METADATA, read_capped
 
 if TYPE_CHECKING:
@@ -108,6 +109,13 @@ async def delete_names(ex: "Exchange", names: list[str]) -> None:
         try:
             resp = await ex.call_upstream("POST", _path(ex), "delete=",
                                           {"content-type": "application/xml", "content-md5": md5}, body)
-            resp.release()
-        except S3Error:
+            try:
+                answer = await read_capped(resp, _MAX_LISTING) if resp.status == 200 else b""
+            finally:
+                resp.release()
+        except S3Error as e:
+            log.warning("internal_records_not_deleted", records=len(batch), error=e.code)
             return
+        if resp.status != 200 or b"<Error>" in answer:
+            log.warning("internal_records_not_deleted", records=len(batch), status=resp.status,
+                        answer=answer[:300].decode("utf-8", "replace"))
