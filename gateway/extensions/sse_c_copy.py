@@ -205,15 +205,16 @@ async def _copy_part(ex, source, length: int, dest_sse) -> Response:
         etag = _quoted(put.headers.get("ETag"))
     finally:
         put.release()
+    extra = []
     if algorithm:
         value = body.checksum.digest_b64()
         await multipart_checksums.record_part(ex, length, etag, value)
-        ex.response_headers["x-amz-checksum-" + algorithm] = value
-    return _answer(ex, "CopyPartResult", etag, _iso(None), dest_sse)
+        extra.append(s3xml.element("Checksum" + algorithm.upper(), value))
+    return _answer(ex, "CopyPartResult", etag, _iso(None), dest_sse, extra)
 
 
-def _answer(ex, root: str, etag: str, modified: str, dest_sse) -> Response:
-    body = s3xml.document(root, [s3xml.element("LastModified", modified), s3xml.element("ETag", etag)])
+def _answer(ex, root: str, etag: str, modified: str, dest_sse, extra: list[str] = ()) -> Response:
+    body = s3xml.document(root, [s3xml.element("LastModified", modified), s3xml.element("ETag", etag), *extra])
     out = Response(status=200, body=body)
     out.headers["Content-Type"] = "application/xml"
     out.headers["x-amz-request-id"] = ex.request_id

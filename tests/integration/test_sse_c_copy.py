@@ -226,3 +226,34 @@ def test_rgw_itself_cannot(rgw_s3, bucket, gateway):
                                 CopySource={"Bucket": bucket, "Key": "enc"}, **source_sse(K1), **sse(K2))
     assert code(e) == "InvalidArgument"
     rgw_s3.abort_multipart_upload(Bucket=bucket, Key="m", UploadId=up)
+
+
+def test_part_copy_into_a_checksummed_upload(gateway, rgw_s3, bucket):
+    """A part the gateway copies gets its checksum computed on the way (in CopyPartResult, ListParts
+    and the object's COMPOSITE checksum); an upload with a part RGW copied natively completes
+    without an object checksum (the gateway never saw those bytes)."""
+    c = gateway.client()
+    data = os.urandom(5 * MiB + 11)
+    c.put_object(Bucket=bucket, Key="src", Body=data, **sse(K1))
+    c.put_object(Bucket=bucket, Key="plain", Body=data)
+    up = c.create_multipart_upload(Bucket=bucket, Key="dst", ChecksumAlgorithm="SHA256", **sse(K2))["UploadId"]
+    r = c.upload_part_copy(Bucket=bucket, Key="dst", UploadId=up, PartNumber=1, CopySource={"Bucket": bucket, "Key": "src"},
+                           **source_sse(K1), **sse(K2))
+    part = base64.b64encode(hashlib.sha256(data).digest()).decode()
+    assert r["CopyPartResult"]["ChecksumSHA256"] == part
+    assert c.list_parts(Bucket=bucket, Key="dst", UploadId=up)["Parts"][0]["ChecksumSHA256"] == part
+    done = c.complete_multipart_upload(Bucket=bucket, Key="dst", UploadId=up, **sse(K2), MultipartUpload={
+        "Parts": [{"PartNumber": 1, "ETag": r["CopyPartResult"]["ETag"]}]})
+    composite = base64.b64encode(hashlib.sha256(hashlib.sha256(data).digest()).digest()).decode() + "-1"
+    assert done["ChecksumSHA256"] == composite
+    assert c.head_object(Bucket=bucket, Key="dst", ChecksumMode="ENABLED", **sse(K2))["ChecksumSHA256"] == composite
+    assert c.get_object(Bucket=bucket, Key="dst", **sse(K2))["Body"].read() == data
+
+    up = c.create_multipart_upload(Bucket=bucket, Key="native", ChecksumAlgorithm="SHA256")["UploadId"]
+    r = c.upload_part_copy(Bucket=bucket, Key="native", UploadId=up, PartNumber=1,
+                           CopySource={"Bucket": bucket, "Key": "plain"})
+    done = c.complete_multipart_upload(Bucket=bucket, Key="native", UploadId=up, MultipartUpload={
+        "Parts": [{"PartNumber": 1, "ETag": r["CopyPartResult"]["ETag"]}]})
+    assert "ChecksumSHA256" not in done
+    assert "ChecksumSHA256" not in c.head_object(Bucket=bucket, Key="native", ChecksumMode="ENABLED")
+    assert c.get_object(Bucket=bucket, Key="native")["Body"].read() == data
