@@ -74,6 +74,8 @@ async def handle(ex: Exchange) -> StreamResponse:
     ex.op = op = classify(ex.method, ex.bucket, ex.key, query, headers)
     # 4. may this key do it?
     source_bucket = ex.copy_source()[0] if "x-amz-copy-source" in headers else None
+    if source_bucket == gw.internal_bucket:   # its records are not a client's to copy out
+        raise S3Error("AccessDenied")
     ex.client_key.authorize(op, ex.bucket, source_bucket,
                             creates_bucket=headers.get("cf-create-bucket-if-missing", "").lower() == "true"
                             and op in ("PutObject", "CreateMultipartUpload"))

@@ -230,3 +230,17 @@ def test_content_encoding_kept_as_written(gateway, rgw_s3, bucket):
     assert "ContentEncoding" not in rgw_s3.head_object(Bucket=bucket, Key="only")
     assert hashlib.md5(rgw_s3.get_object(Bucket=bucket, Key="only")["Body"].read()).digest() == \
         hashlib.md5(data).digest()
+
+
+def test_internal_records_cannot_be_copied_out(gateway, rgw_s3, bucket):
+    c = gateway.client()
+    c.put_object(Bucket=bucket, Key="t", Body=b"x")
+    gateway.client(https=True).put_object(Bucket=bucket, Key="t2", Body=io.BytesIO(b"y"), ChecksumAlgorithm="SHA1")
+    record = rgw_s3.list_objects_v2(Bucket=INTERNAL, Prefix=f"checksums/{bucket}/")["Contents"][0]["Key"]
+    for call in (lambda: c.copy_object(Bucket=bucket, Key="leak", CopySource={"Bucket": INTERNAL, "Key": record}),
+                 lambda: c.get_object(Bucket=INTERNAL, Key=record),
+                 lambda: c.head_object(Bucket=INTERNAL, Key=record)):
+        with pytest.raises(ClientError) as e:
+            call()
+        assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+    assert "leak" not in [o["Key"] for o in rgw_s3.list_objects_v2(Bucket=bucket)["Contents"]]
