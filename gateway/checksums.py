@@ -118,3 +118,69 @@ def compute_b64(algorithm: str, data: bytes) -> str:
     c = new_checksum(algorithm)
     c.update(data)
     return c.digest_b64()
+
+
+# -- checksums of a multipart object -----------------------------------------------------------------
+#: reflected polynomials of the CRCs (all three: initial value and final XOR all ones)
+_POLYNOMIALS = {"crc32": (0xEDB88320, 32), "crc32c": (0x82F63B78, 32), "crc64nvme": (0x9A6C9329AC4BC9B5, 64)}
+_X8_POWERS: dict[str, list[int]] = {}   # x^(8·2^k) mod P, k = 0…63, per algorithm (pure data, built once)
+
+
+def _mul(a: int, b: int, poly: int, width: int) -> int:
+    """a·b modulo the reflected polynomial (bit ``width-1`` is x^0)."""
+    top = 1 << (width - 1)
+    product = 0
+    while a:
+        if a & top:
+            product ^= b
+        a = (a << 1) & ((1 << width) - 1)
+        b = (b >> 1) ^ poly if b & 1 else b >> 1
+    return product
+
+
+def _x8_powers(algorithm: str) -> list[int]:
+    powers = _X8_POWERS.get(algorithm)
+    if powers is None:
+        poly, width = _POLYNOMIALS[algorithm]
+        p = 1 << (width - 1 - 8)          # x^8
+        powers = []
+        for _ in range(64):
+            powers.append(p)
+            p = _mul(p, p, poly, width)
+        _X8_POWERS[algorithm] = powers
+    return powers
+
+
+def combine_crc(algorithm: str, crc1: bytes, crc2: bytes, length2: int) -> bytes:
+    """CRC(A ‖ B) from CRC(A), CRC(B) and len(B), without the data (zlib's ``crc32_combine``,
+    for any of the three CRCs): CRC(A) is multiplied by x^(8·len B) modulo the polynomial."""
+    poly, width = _POLYNOMIALS[algorithm]
+    size = width // 8
+    a, b = int.from_bytes(crc1, "big"), int.from_bytes(crc2, "big")
+    powers = _x8_powers(algorithm)
+    k = 0
+    while length2:
+        if length2 & 1:
+            a = _mul(powers[k], a, poly, width)
+        length2 >>= 1
+        k += 1
+    return (a ^ b).to_bytes(size, "big")
+
+
+def full_object(algorithm: str, parts: list[tuple[bytes, int]]) -> bytes:
+    """The CRC of a whole object from its parts' (CRC, size), in part order."""
+    crc, _ = parts[0]
+    for part_crc, size in parts[1:]:
+        crc = combine_crc(algorithm, crc, part_crc, size)
+    return crc
+
+
+def composite(algorithm: str, part_digests: list[bytes]) -> str:
+    """S3's COMPOSITE checksum: the checksum of the parts' digests concatenated, then ``-<parts>``."""
+    c = new_checksum(algorithm)
+    c.update(b"".join(part_digests))
+    return f"{c.digest_b64()}-{len(part_digests)}"
+
+
+def supports_full_object(algorithm: str) -> bool:
+    return algorithm.lower() in _POLYNOMIALS

@@ -18,6 +18,7 @@ from .auth.presign import strip_presign_params
 from .errors import ClientClosed, S3Error, UpstreamBroken
 from .observability import log
 from .payload import Ingest
+from .upstream.records import RESERVED_METADATA
 from .server import Request, Response, StreamResponse
 from .upstream import dialects, splice
 from .upstream.client import UpstreamRequest
@@ -59,7 +60,7 @@ class Exchange:
                  "key", "query", "op", "auth", "client_key", "ingest", "body", "upstream_status",
                  "bytes_in", "bytes_out", "started", "upstream_headers", "features", "response_headers",
                  "query_override", "upstream_request_id", "claimed_key_id", "route", "upstream",
-                 "on_answer")
+                 "on_answer", "notes")
 
     def __init__(self, gw: "Gateway", request: Request) -> None:
         self.gw = gw
@@ -96,6 +97,7 @@ class Exchange:
         # (ex, upstream response, body) — body is the small answer read whole when a hook asked
         # for it (``answer_body``), else None — and returns the body to send (or None)
         self.on_answer: list | None = None
+        self.notes: dict | None = None   # what a stage remembers between the request and its answer
 
     # -- what the upstream is asked ------------------------------------------------------------
     @property
@@ -150,6 +152,13 @@ class Exchange:
     def forwarded_headers(self) -> dict[str, str]:
         """The request headers that go upstream: the allow-list of :mod:`.forwarding`."""
         out = forwarding.forwarded(self.headers, self.auth.signed_headers if self.auth else (), self.method)
+        if "content-encoding" in out:
+            # as the client wrote it, less aws-chunked (spacing kept)
+            stored = stored_content_encoding(self.headers.get("content-encoding", ""))
+            if stored:
+                out["content-encoding"] = stored
+            else:
+                del out["content-encoding"]
         if "x-amz-copy-source" in out:
             # re-encoded canonically: the upstream sees one unambiguous spelling of the source
             bucket, key, version = self.copy_source()
@@ -293,6 +302,15 @@ class Exchange:
 
     def _sent(self, n: int) -> None:
         self.bytes_out += n
+
+
+def stored_content_encoding(value: str) -> str:
+    """``Content-Encoding`` as the client wrote it, less the ``aws-chunked`` framing token:
+    ``aws-chunked, deflate, gzip`` → ``deflate, gzip`` (the other tokens and their spacing kept)."""
+    if "aws-chunked" not in value.lower():
+        return value
+    kept = [t for t in value.split(",") if t.strip().lower() != "aws-chunked"]
+    return ",".join(kept).strip()
 
 
 def first_of_each(raw_query: str) -> str:

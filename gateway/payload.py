@@ -114,6 +114,11 @@ class Ingest:
     def __aiter__(self) -> AsyncIterator[bytes]:
         return self._iterate()
 
+    @property
+    def trailers(self) -> dict[str, str]:
+        """The aws-chunked trailers (lowercase names), verified once the body has been read."""
+        return self._decoder.trailers if self._decoder is not None else {}
+
     async def _iterate(self) -> AsyncIterator[bytes]:
         held: bytes | memoryview | None = None
         decoder, verifier = self._decoder, self._verifier

@@ -99,12 +99,14 @@ def send(endpoint: str, method: str, path: str, headers: dict[str, str], body: b
 def put_chunked(endpoint: str, bucket: str, key: str, data: bytes, ak: str, sk: str, *,
                 mode: str = "STREAMING-AWS4-HMAC-SHA256-PAYLOAD", region: str = "auto",
                 tamper_chunk: int | None = None, trailer_value: str | None = None,
-                when: dt.datetime | None = None, chunk: int = 64 * 1024, headers: dict[str, str] | None = None):
+                when: dt.datetime | None = None, chunk: int = 64 * 1024, headers: dict[str, str] | None = None,
+                content_encoding: str = "aws-chunked"):
     """PutObject with an aws-chunked body, signed like SDKs sign it (``headers``: more, signed too)."""
     path = f"/{quote(bucket)}/{quote(key)}"
     url = endpoint + path
     trailer = None
-    headers = {"Content-Encoding": "aws-chunked", "x-amz-decoded-content-length": str(len(data)), **(headers or {})}
+    headers = {"Content-Encoding": content_encoding, "x-amz-decoded-content-length": str(len(data)),
+               **(headers or {})}
     if mode.endswith("TRAILER"):
         headers["x-amz-trailer"] = "x-amz-checksum-crc32"
         trailer = ("x-amz-checksum-crc32", trailer_value or crc32_b64(data))

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Awaitable, Callable
 
-from . import (conditional, copy_conditions, create_bucket, cross_store, list_buckets, location, merge,
-               multipart, restore, sippy, storage_class, unicode_metadata)
+from . import (checksums_kept, conditional, copy_conditions, create_bucket, cross_store, list_buckets, location,
+               merge, multipart, multipart_checksums, restore, sippy, sse_c_copy, storage_class, unicode_metadata)
 
 if TYPE_CHECKING:
     from ..exchange import Exchange
@@ -54,11 +54,15 @@ class _Proceed:
 
 
 #: The chain, outermost first: for an operation several extensions change, the first listed sees the
-#: request first and the answer last. Migration on read falls back from the destination's whole answer;
-#: conditions are checked before a missing bucket is created and before the metadata and storage
-#: class are rewritten for the upstream; a copy between stores writes what all of them prepared.
+#: request first and the answer last. Migration on read falls back from the destination's whole
+#: answer; conditions are checked before a missing bucket is created and before the metadata and
+#: storage class are rewritten for the upstream. The checksums' stages come after the metadata is
+#: rewritten (their own metadata is not the client's, nor counted as such), and before
+#: storage_class's listing, which answers ListParts itself; the gateway's SSE-C copy comes once the
+#: request is as the upstream would have received it; a copy between stores writes what all of
+#: them prepared.
 CHAIN = (sippy, conditional, copy_conditions, create_bucket, list_buckets, location, merge, multipart, restore,
-         storage_class, unicode_metadata, cross_store)
+         unicode_metadata, checksums_kept, multipart_checksums, storage_class, sse_c_copy, cross_store)
 
 
 def default_extensions() -> Extensions:

@@ -234,6 +234,8 @@ async def listing(ex, proceed):
     out.headers["x-amz-request-id"] = ex.request_id
     if ex.response_headers:
         out.headers.update(ex.response_headers)
+    if ex.on_answer is not None:   # stages before this one adjust the answer (multipart_checksums)
+        out = await ex.run_answer_hooks(resp, out)
     rules = ex.gw.response_rules
     if rules is not None:
         rules.apply(ex.op, out.headers)

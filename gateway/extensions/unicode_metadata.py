@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from ..errors import S3Error
 from ..rfc2047 import CONTROL, decode_value, encode_value
+from ..upstream.responses import RESERVED_METADATA
 
 LIMIT = 8192
 
@@ -21,7 +22,7 @@ def decoded_metadata_size(headers: dict[str, str]) -> int:
 
 async def unicode_metadata(ex, proceed):
     headers = ex.upstream_headers
-    names = [k for k in headers if k.startswith("x-amz-meta-")]
+    names = [k for k in headers if k.startswith("x-amz-meta-") and k not in RESERVED_METADATA]
     if not names:
         return await proceed(ex)
     size = 0

@@ -34,6 +34,7 @@ _EMPTY_ETAG = re.compile(rb"<ETag>(&quot;)?(&#34;)?\"?\"?(&quot;)?(&#34;)?</ETag
 _FIX_OPERATIONS = frozenset({"CopyObject", "UploadPartCopy", "CompleteMultipartUpload"})
 _OBJECT_READS = frozenset({"GetObject", "HeadObject"})
 _MAX_RESULT = 1024 * 1024
+_PROBE_PATH = "/r2gw-dialect-probe"
 
 
 async def fix_request(ex: "Exchange") -> None:
@@ -61,9 +62,11 @@ async def fix_request(ex: "Exchange") -> None:
 
 async def learn_dialect(upstream) -> None:
     """Ask the upstream once, if its dialect is not known yet (``upstream.dialect`` set from the
-    answer's headers), so that a quirk set can be consulted before the first real request."""
+    answer's headers), so that a quirk set can be consulted before the first real request. The
+    question is a HEAD of a bucket that is not there: RGW answers ``HEAD /`` with a body that
+    would spoil the keep-alive connection for the request after it."""
     if upstream.dialect is None:
-        resp = await upstream.send(UpstreamRequest("HEAD", "/"))
+        resp = await upstream.send(UpstreamRequest("HEAD", _PROBE_PATH))
         resp.release()
 
 

@@ -51,3 +51,16 @@ STANDARD_CLASS_ONLY = frozenset({"ceph", "minio"})
 #: ListParts and ListMultipartUploads report ``STANDARD`` whatever the upload's class (RGW 16, moto
 #: 5): the gateway records an upload's class when it is another, and answers it.
 UPLOAD_CLASS_NOT_LISTED = frozenset({"ceph", "moto"})
+
+#: ``x-amz-checksum-*`` not kept (RGW 16 accepts and drops them; moto keeps a PutObject's but has
+#: none for multipart uploads, and ``s3`` is an unknown store): the gateway keeps the checksums a
+#: client sent and answers them as S3 does (gateway/extensions/checksums_kept.py).
+NO_CHECKSUM_STORE = frozenset({"ceph", "moto", "s3"})
+
+#: CopyObject with SSE-C on either side not done right (RGW 16: 501 NotImplemented from an SSE-C
+#: source; a plain source copied to an SSE-C destination is stored unencrypted): the gateway copies.
+NO_SSE_C_COPY = frozenset({"ceph"})
+
+#: UploadPartCopy from an SSE-C source refused unless the destination has the same key (RGW 16:
+#: ``InvalidArgument`` to a plain upload, a key-MD5 mismatch to another key): the gateway copies.
+NO_SSE_C_PART_COPY = frozenset({"ceph"})

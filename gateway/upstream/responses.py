@@ -20,7 +20,9 @@ if TYPE_CHECKING:
 #: see. The storage class the gateway keeps for a store that lacks it (the upstream's name): the
 #: object's answers carry it as ``x-amz-storage-class``.
 CLASS_METADATA = "x-amz-meta-r2gw-class"
-RESERVED_METADATA = frozenset({CLASS_METADATA})
+#: The checksum it keeps (``records``): ``<algorithm> <type> [<base64 value>]``.
+CHECKSUM_METADATA = "x-amz-meta-r2gw-checksum"
+RESERVED_METADATA = frozenset({CLASS_METADATA, CHECKSUM_METADATA})
 # response headers never relayed
 DROP_RESPONSE = frozenset({
     "connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "proxy-authenticate",

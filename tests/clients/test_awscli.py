@@ -123,3 +123,46 @@ def test_awscli_everyday(gateway, rgw_s3, payloads, tmp_path, home):
     # the small upload went aws-chunked (Transfer-Encoding: chunked) with a CRC32 trailer
     assert "'X-Amz-Content-SHA256': b'STREAMING-UNSIGNED-PAYLOAD-TRAILER'" in driver.upload_headers
     assert "'X-Amz-Trailer': b'x-amz-checksum-crc32'" in driver.upload_headers
+
+
+@pytest.mark.rgw
+def test_awscli_sse_c_copies_and_checksums(gateway, rgw_s3, tmp_path, home):
+    """`aws s3 cp` with SSE-C on both sides (9 MiB: aws-cli's multipart copy, UploadPartCopy from an
+    SSE-C source, which RGW cannot do: the gateway copies), then the checksum aws-cli's upload sent
+    (CRC32, trailer) read back with `s3api head-object --checksum-mode ENABLED`."""
+    import base64
+    import os
+
+    from botocore.exceptions import ClientError
+
+    from tests.gateway_process import remember_secret
+
+    driver = AwsCliDriver(gateway, home)
+    bucket = new_bucket("awscli-ssec")
+    k1, k2 = os.urandom(32), os.urandom(32)
+    for k in (k1, k2):
+        remember_secret(base64.b64encode(k).decode())
+    (tmp_path / "k1").write_bytes(k1)
+    (tmp_path / "k2").write_bytes(k2)
+    data = os.urandom(9 * 1024 * 1024 + 7)
+    (tmp_path / "big.bin").write_bytes(data)
+    small = b"a small object, checksummed\n"
+    (tmp_path / "small.txt").write_bytes(small)
+    try:
+        driver.make_bucket(bucket)
+        driver("s3", "cp", "--only-show-errors", "--sse-c", "AES256", "--sse-c-key", f"fileb://{tmp_path / 'k1'}",
+               tmp_path / "big.bin", f"s3://{bucket}/big.bin")
+        driver("s3", "cp", "--only-show-errors", "--sse-c-copy-source", "AES256",
+               "--sse-c-copy-source-key", f"fileb://{tmp_path / 'k1'}", "--sse-c", "AES256",
+               "--sse-c-key", f"fileb://{tmp_path / 'k2'}", f"s3://{bucket}/big.bin", f"s3://{bucket}/copy.bin")
+        sse2 = {"SSECustomerAlgorithm": "AES256", "SSECustomerKey": k2}
+        assert rgw_s3.get_object(Bucket=bucket, Key="copy.bin", **sse2)["Body"].read() == data
+        with pytest.raises(ClientError):
+            rgw_s3.get_object(Bucket=bucket, Key="copy.bin")     # stored encrypted, under the new key
+        driver("s3", "cp", "--only-show-errors", tmp_path / "small.txt", f"s3://{bucket}/small.txt")
+        head = json.loads(driver("s3api", "head-object", "--bucket", bucket, "--key", "small.txt",
+                                 "--checksum-mode", "ENABLED", "--output", "json"))
+        assert head["ChecksumCRC32"] == base64.b64encode(__import__("zlib").crc32(small).to_bytes(4, "big")).decode()
+        assert head["ChecksumType"] == "FULL_OBJECT"
+    finally:
+        cleanup(rgw_s3, bucket)

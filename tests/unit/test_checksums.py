@@ -84,3 +84,47 @@ def test_decode_b64():
 def test_unknown_algorithm():
     with pytest.raises(ValueError):
         new_checksum("md5")
+
+
+# -- multipart: CRCs combined from the parts, COMPOSITE checksums ------------------------------------
+
+@pytest.mark.parametrize("algorithm", ["crc32", "crc32c", "crc64nvme"])
+@settings(max_examples=60, deadline=None)
+@given(parts=st.lists(st.binary(max_size=3000), min_size=1, max_size=6))
+def test_full_object_crc_combined_from_parts(algorithm, parts):
+    from gateway.checksums import full_object, new_checksum
+    whole = new_checksum(algorithm)
+    pieces = []
+    for p in parts:
+        whole.update(p)
+        c = new_checksum(algorithm)
+        c.update(p)
+        pieces.append((c.digest(), len(p)))
+    assert full_object(algorithm, pieces) == whole.digest()
+
+
+def test_combine_over_part_sized_lengths():
+    """Lengths of real parts (5 MiB … 5 GiB) take the x^(8·2^k) powers far up the table."""
+    from gateway.checksums import combine_crc, new_checksum
+    a, b = b"first part", bytes(5 * 1024 * 1024 + 3)
+    for algorithm in ("crc32", "crc32c", "crc64nvme"):
+        ca, cb, whole = new_checksum(algorithm), new_checksum(algorithm), new_checksum(algorithm)
+        ca.update(a), cb.update(b), whole.update(a + b)
+        assert combine_crc(algorithm, ca.digest(), cb.digest(), len(b)) == whole.digest()
+
+
+def test_composite_is_checksum_of_part_digests():
+    from gateway.checksums import composite
+    parts = [b"a" * 10, b"b" * 20, b"c"]
+    digests = [hashlib.sha256(p).digest() for p in parts]
+    expected = base64.b64encode(hashlib.sha256(b"".join(digests)).digest()).decode() + "-3"
+    assert composite("sha256", digests) == expected
+
+
+@pytest.mark.parametrize("sent, stored", [
+    ("aws-chunked", ""), ("aws-chunked, deflate, gzip", "deflate, gzip"), ("gzip,aws-chunked", "gzip"),
+    ("deflate ,  gzip", "deflate ,  gzip"), ("AWS-CHUNKED,br", "br"), ("gzip, aws-chunked, br", "gzip, br"),
+])
+def test_content_encoding_as_written_less_aws_chunked(sent, stored):
+    from gateway.exchange import stored_content_encoding
+    assert stored_content_encoding(sent) == stored
