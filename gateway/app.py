@@ -50,9 +50,10 @@ class Gateway:
             keys = [generated_key]
         self.generated_key = generated_key if generated_key in keys else None
         self.keys = KeyStore(keys)
-        self.credentials = Credentials.from_settings(self.keys, settings, self.metrics)
         self.virtual_host_domains = tuple(d.lower().strip(".") for d in settings.virtual_host_domains)
         self.profile = load_profile(settings.profile)
+        self.credentials = Credentials.from_settings(self.keys, settings, self.metrics,
+                                                     session_tokens=self.profile.session_tokens)
         if settings.storage_class_map:
             self.profile = self.profile.with_storage_class_map(settings.storage_class_map)
         self.rules = Rules(self.profile, settings.mode, self.metrics)

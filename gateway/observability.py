@@ -167,6 +167,17 @@ class AccessLog:
             key = redact(key)
         return key, user_agent(ex.headers)
 
+    @staticmethod
+    def _copy_source(ex) -> str | None:
+        """``bucket/key`` a copy read (CopyObject, UploadPartCopy), once authenticated; else None."""
+        if ex.auth is None or "x-amz-copy-source" not in ex.headers:
+            return None
+        try:
+            bucket, key, _ = ex.copy_source()
+        except Exception:      # a malformed header: refused, and shown nowhere
+            return None
+        return f"{bucket}/{redact(key) if '=' in key or ':' in key else key}"
+
     def _gateway_record(self, ex, status: int, error_code: str | None, duration_ms: float) -> dict:
         key, ua = self._client_text(ex)
         auth = ex.auth
@@ -178,6 +189,9 @@ class AccessLog:
                "bytes_out": ex.bytes_out, "duration_ms": duration_ms, "features": ex.features or None,
                "user_agent": ua, "credential": ex.client_key.kind if ex.client_key is not None else None,
                "level": "info", "timestamp": self._timestamp()}
+        source = self._copy_source(ex)
+        if source is not None:
+            rec["copy_source"] = source
         if ex.features:
             rec["request"] = request_line(ex.method, ex.raw_path, ex.raw_query)
             if ex.claimed_key_id is not None:
@@ -191,6 +205,9 @@ class AccessLog:
                  "upstreamRequestId": ex.upstream_request_id, "bytesIn": ex.bytes_in,
                  "bytesOut": ex.bytes_out, "userAgent": ua, "features": ex.features or None,
                  "credential": ex.client_key.kind if ex.client_key is not None else None}
+        source = self._copy_source(ex)
+        if source is not None:
+            extra["copySource"] = source
         if ex.features:
             extra["request"] = request_line(ex.method, ex.raw_path, ex.raw_query)
             if ex.claimed_key_id is not None:

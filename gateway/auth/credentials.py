@@ -6,12 +6,18 @@ header, or a query parameter of a presigned URL), the token must be an R2 tempor
 (:mod:`.temporary`): it is verified first, and the signature — header, presigned or aws-chunked —
 is then checked with the secret it derives. A token the gateway cannot verify is refused: a
 request carrying one is never taken for its parent key's.
+
+Under a profile whose provider has no temporary credentials (its table marks the header ❌), the
+token is not read: the signature is verified with the key's own secret, as that provider would,
+and the compatibility rules answer the header 501 (a token in a presigned query: here, once the
+signature is verified).
 """
 from __future__ import annotations
 
 from typing import Mapping
 from urllib.parse import unquote, unquote_to_bytes
 
+from ..errors import header_not_implemented
 from .canonical import MAX_SKEW_SECONDS, AuthResult
 from .keys import Key, KeyStore
 from .scopes import TemporaryCredential
@@ -36,22 +42,24 @@ class Credentials:
     """Authenticates requests against ``keys`` and the temporary credentials derived from them."""
 
     def __init__(self, keys: KeyStore, verifier: Verifier, *, skew_seconds: float = MAX_SKEW_SECONDS,
-                 counts: dict[str, int] | None = None) -> None:
+                 counts: dict[str, int] | None = None, session_tokens: bool = True) -> None:
         self.keys = keys
+        self.session_tokens = session_tokens
         self.verifier = verifier
         self.skew = skew_seconds
         # authenticated requests by credential kind ("key", "temporary"), for the metrics
         self.counts = counts if counts is not None else {"key": 0, "temporary": 0}
 
     @classmethod
-    def from_settings(cls, keys: KeyStore, settings, metrics) -> "Credentials":
+    def from_settings(cls, keys: KeyStore, settings, metrics, *, session_tokens: bool = True) -> "Credentials":
         """For a gateway's ``Settings`` (gateway/config.py), counting into its ``Metrics``."""
         tc = settings.temporary_credentials
         skew = settings.limits.clock_skew_seconds
         verifier = Verifier(keys, audiences=tc.audiences, account_id=tc.account_id, skew_seconds=skew,
                             cache_size=tc.cache_size, enabled=tc.enabled, on_refusal=metrics.temporary_refused,
                             virtual_host_domains=[d.lower().strip(".") for d in settings.virtual_host_domains])
-        return cls(keys, verifier, skew_seconds=skew, counts=metrics.credential_requests)
+        return cls(keys, verifier, skew_seconds=skew, counts=metrics.credential_requests,
+                   session_tokens=session_tokens)
 
     def authenticate(self, method: str, raw_path: str, raw_query: str,
                      headers: Mapping[str, str]) -> tuple[AuthResult, Key | TemporaryCredential]:
@@ -60,9 +68,11 @@ class Credentials:
         in_query = None
         if raw_query and ("Security-Token" in raw_query or "%" in raw_query):
             in_query = query_token(raw_query)
-        if token is None and in_query is None:
+        if (token is None and in_query is None) or not self.session_tokens:
             auth = authenticate(method, raw_path, raw_query, headers, self.keys.secret_for,
                                 skew_seconds=self.skew)
+            if in_query is not None:   # the provider has no such parameter
+                raise header_not_implemented("x-amz-security-token", "***")
             self.counts["key"] += 1
             return auth, self.keys.get(auth.access_key_id)
         if token is not None and in_query is not None and token != in_query:

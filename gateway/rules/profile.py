@@ -279,6 +279,13 @@ class Profile:
     def rules(self, op: str) -> OpRules | None:
         return self.op_rules.get(op)
 
+    @property
+    def session_tokens(self) -> bool:
+        """Whether the provider reads ``X-Amz-Security-Token`` (temporary credentials): not when its
+        table marks the header ❌ among the common request headers."""
+        return not any(not f.supported and "x-amz-security-token" in f.headers
+                       for f in self.spec.common_request_headers)
+
     def implemented(self, op: str) -> bool:
         r = self.op_rules.get(op)
         return r is not None and r.implemented

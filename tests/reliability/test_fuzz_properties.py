@@ -303,7 +303,7 @@ def test_create_bucket_configuration_any_body(body):
         def __init__(self):
             self.body = body
             self.upstream_headers = {}
-            self.gw = type("G", (), {"upstream": type("U", (), {"signer": type("S", (), {"region": "us-east-1"})()})()})()
+            self.upstream = type("U", (), {"signer": type("S", (), {"region": "us-east-1"})()})()
 
     async def proceed(ex):
         return "forwarded"

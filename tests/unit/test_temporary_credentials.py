@@ -479,3 +479,29 @@ def test_configuration(tmp_path):
         with pytest.raises(config.ConfigError) as info:
             config.load(environ=bad)
         assert "temporary_credentials" in str(info.value), bad
+
+
+def test_a_provider_without_session_tokens_does_not_read_them():
+    """Profile provider-b marks X-Amz-Security-Token ❌: the signature is the key's own (a token
+    never stands in for it), and a token in a presigned query is answered 501 once verified."""
+    from gateway.rules.profile import load_profile
+
+    assert load_profile("r2").session_tokens and not load_profile("provider-b").session_tokens
+    keys = KeyStore([PARENT, ADMIN])
+    creds = Credentials(keys, Verifier(keys), session_tokens=False)
+    ak, sk, token = spec_mint(PARENT, iat=int(time.time()))
+    # signed by the key itself with a token beside it: the key's request (the rules refuse the header)
+    auth, key = creds.authenticate(*sent(boto(ak, PARENT.secret_access_key, "garbage"), "get_object",
+                                         Bucket="media", Key="k"))
+    assert key is PARENT and creds.counts == {"key": 1, "temporary": 0}
+    # signed with a derived secret: not the key's signature
+    with pytest.raises(S3Error) as info:
+        creds.authenticate(*sent(boto(ak, sk, token), "get_object", Bucket="media", Key="k"))
+    assert info.value.code == "SignatureDoesNotMatch"
+    url = boto(ak, PARENT.secret_access_key, token).generate_presigned_url(
+        "get_object", Params={"Bucket": "media", "Key": "k"}, ExpiresIn=300)
+    path, _, query = url.split(HOST, 1)[1].partition("?")
+    with pytest.raises(S3Error) as info:
+        creds.authenticate("GET", path, query, {"host": HOST})
+    assert (info.value.code, info.value.status) == ("NotImplemented", 501)
+    assert "***" in info.value.message and token not in info.value.message
