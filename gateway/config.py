@@ -70,8 +70,10 @@ class Upstream(_Model):
     # (gateway/upstream/pool.py: same behaviour, less CPU per request)
     transport: Literal["lean", "aiohttp"] = "lean"
     verify_tls: bool = True
-    # a bucket of the gateway's own on the upstream (hidden from clients): part sizes of completed
-    # multipart uploads, for ?partNumber reads on upstreams that ignore partNumber (Ceph RGW 16)
+    # a bucket of the gateway's own on the upstream (hidden from clients), for the records of what
+    # the store lacks (part sizes, storage classes, checksums: gateway/upstream/records.py). Bucket
+    # names are shared by all the accounts of a store (all of AWS S3; all users of one RGW): two
+    # stores that are accounts of one store need two names, and on AWS S3 a name of your own
     internal_bucket: str = Field("r2gw-internal", pattern=r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
     # the storage classes (upstream names) this store keeps; unset: STANDARD only on Ceph RGW and
     # MinIO (their default placement), every class elsewhere. A class the store lacks is kept by the
@@ -281,6 +283,15 @@ class Settings(_Model):
                 raise ValueError(f"upstreams.{name}: a store name is [a-z0-9_-] (and not 'default')")
             if up.endpoint is None:
                 raise ValueError(f"upstreams.{name}.endpoint is required (only the default store may be embedded)")
+        seen: dict[tuple[str, str], tuple[str, str | None]] = {}
+        for name, up in (("default", self.upstream), *self.upstreams.items()):
+            if up.endpoint is None:
+                continue
+            where = (up.endpoint.rstrip("/").lower(), up.internal_bucket)
+            other = seen.setdefault(where, (name, up.access_key_id))
+            if other[1] != up.access_key_id:
+                raise ValueError(f"stores {other[0]!r} and {name!r} are two accounts of {up.endpoint}, whose "
+                                 f"bucket names are shared: give them different internal_bucket names")
         known = {"default", *self.upstreams}
         for i, rule in enumerate(self.buckets):
             if rule.upstream not in known:

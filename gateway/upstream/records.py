@@ -49,7 +49,10 @@ async def put(ex: "Exchange", name: str, body: bytes = b"", content_type: str = 
             r.release()
             continue
         if status >= 300:
-            log.warning("record_unwritten", request_id=ex.request_id, upstream=ex.upstream.name, status=status)
+            log.warning("record_unwritten", request_id=ex.request_id, upstream=ex.upstream.name, status=status,
+                        bucket=ex.upstream.internal_bucket,
+                        hint="403: the internal bucket belongs to another account of this store "
+                             "(set internal_bucket)" if status == 403 else None)
             raise S3Error("ServiceUnavailable", "The gateway could not keep its record upstream.")
         return
 
@@ -86,7 +89,9 @@ async def list_names(ex: "Exchange", prefix: str, limit: int = 20_000) -> list[s
                 return names          # no internal bucket yet: no records
             if resp.status != 200:
                 log.warning("records_unreadable", request_id=ex.request_id, upstream=ex.upstream.name,
-                            status=resp.status)
+                            status=resp.status, bucket=ex.upstream.internal_bucket,
+                            hint="403: the internal bucket belongs to another account of this store "
+                                 "(set internal_bucket)" if resp.status == 403 else None)
                 raise S3Error("ServiceUnavailable", "The gateway could not read its records upstream.")
             root = s3xml.parse(await read_capped(resp, _MAX_LISTING), limit=_MAX_LISTING)
         finally:

@@ -46,7 +46,8 @@ def _config(rgw: CephRGW, moto: MotoServer, second: tuple[str, str]) -> dict:
             "upstreams": {"moto": {"endpoint": moto.endpoint, "access_key_id": moto.access_key,
                                    "secret_access_key": moto.secret_key, "dialect": "moto", "transport": "lean"},
                           "second": {"endpoint": rgw.endpoint, "region": rgw.region, "access_key_id": second[0],
-                                     "secret_access_key": second[1], "dialect": "ceph", "transport": "lean"}},
+                                     "secret_access_key": second[1], "dialect": "ceph", "transport": "lean",
+                                     "internal_bucket": "r2gw-internal-second"}},
             "buckets": [{"match": "bench-mig", "migrate_from": {"upstream": "moto", "bucket": "bench-src"}},
                         {"match": "bench-mig2", "migrate_from": {"upstream": "second", "bucket": "bench-src2"}}],
             "log_level": "warning"}

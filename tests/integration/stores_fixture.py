@@ -33,7 +33,9 @@ def config(rgw_endpoint: str, rgw, moto, second: tuple[str, str], **extra) -> di
             "moto": {"endpoint": moto.endpoint, "region": moto.region, "access_key_id": moto.access_key,
                      "secret_access_key": moto.secret_key, "dialect": "moto"},
             "second": {"endpoint": rgw.endpoint, "region": rgw.region, "access_key_id": second[0],
-                       "secret_access_key": second[1], "dialect": "ceph"},
+                       "secret_access_key": second[1], "dialect": "ceph",
+                       # another user of the same RGW: bucket names are shared, the records' too
+                       "internal_bucket": "r2gw-internal-second"},
         },
         "buckets": [
             {"match": "*-onmoto", "upstream": "moto"},

@@ -68,9 +68,10 @@ INTERNAL_READS = frozenset({"get_obj", "list_bucket"})
 INTERNAL_WRITES = frozenset({"put_obj", "delete_obj", "multi_object_delete", "create_bucket"})
 GATEWAY_WRITES = frozenset({"PutObject", "CopyObject", "CreateMultipartUpload", "UploadPart", "UploadPartCopy",
                             "CompleteMultipartUpload", "AbortMultipartUpload", "DeleteObject", "DeleteObjects"})
-# per bucket: storage classes of objects (c/) and uploads (u/), part sizes (parts/); the checksums
-# of an upload are under a hash of its bucket and upload id, which the access line does not carry
-RECORD_PREFIXES = ("c/{}/", "u/{}/", "parts/{}/")
+# per bucket: storage classes of objects (c/) and uploads (u/), part sizes (parts/), checksums
+# known after a write (checksums/); an upload's checksums are under a hash of its bucket and upload
+# id, which the access line does not carry
+RECORD_PREFIXES = ("c/{}/", "u/{}/", "parts/{}/", "checksums/{}/")
 UPLOAD_RECORD = re.compile(r"uploads/[0-9a-f]{64}/")
 COPIES = frozenset({"CopyObject", "UploadPartCopy"})
 

@@ -60,6 +60,8 @@ def test_list_merged_and_the_aws_chain_in_the_settings():
     ({"upstream": {"aws_profile": "p"}}, "without upstream.endpoint"),
     ({"buckets": [{"match": "a", "migrate_from": {"upstream": "default", "bucket": "b", "list": "all"}}]}, "list"),
     ({"migrate_on_read": {"part_size_bytes": 1024}}, "part_size_bytes"),
+    ({"upstreams": {"b": {**UP, "endpoint": "http://127.0.0.1:1/", "access_key_id": "other"}}},
+     "stores 'default' and 'b' are two accounts of http://127.0.0.1:1,"),
 ])
 def test_bad_store_settings_are_refused_naming_the_key(tree, message):
     with pytest.raises(Exception) as e:
@@ -74,3 +76,11 @@ def test_merged_listing_resumes_past_a_whole_common_prefix():
     assert listing_start("photos/", "", "/") == "photos/\U0010ffff"
     assert listing_start("p/x/y", "p/", "/") == "p/x/\U0010ffff"
     assert listing_start("p/x", "p/", "") == "p/x"
+
+
+def test_accounts_of_one_store_need_their_own_internal_buckets():
+    """Bucket names are shared by a store's accounts: one internal bucket would be the first's."""
+    two = {"b": {**UP, "access_key_id": "other", "internal_bucket": "r2gw-internal-b"}}
+    assert settings(upstreams=two).store("b").internal_bucket == "r2gw-internal-b"
+    assert settings(upstreams={"b": dict(UP)}).store("b").internal_bucket == "r2gw-internal"   # one account
+    assert settings(upstreams={"b": {**UP, "endpoint": "http://127.0.0.2:1", "access_key_id": "o"}})
