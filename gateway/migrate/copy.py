@@ -17,6 +17,9 @@ from dataclasses import dataclass
 
 import aiohttp
 
+from ..errors import ClientClosed
+from ..upstream import splice
+from ..upstream.stream import LeanResponse
 from . import verify
 from .stores import ObjectInfo, Store, StoreError, object_path, unquote_etag
 
@@ -120,6 +123,10 @@ class Copier:
         if size <= _WHOLE:
             body = await _whole(resp, size)
             tap.feed(body)
+        elif md5_known and not self.cfg.reread and _Spliced.possible(resp):
+            # the destination checks the bytes against the source's ETag (Content-MD5): they need
+            # not pass through the process, the kernel moves them socket to socket
+            body = _Spliced(resp, size, tap, failure)
         else:
             body = _stream(resp, size, tap, failure)
         try:
@@ -136,7 +143,8 @@ class Copier:
             raise CopyError(f"read {tap.size} of {size} bytes")   # never stored: the body was cut
         expected = etag if md5_known else tap.md5_hex
         got = unquote_etag(answer.get("etag"))
-        if got == expected:
+        if got == expected or (tap.crc is None and not verify.plain_md5(got)):
+            # (spliced, to a destination whose ETag is no MD5: its Content-MD5 check is the proof)
             level = "md5" if md5_known else "parts"
         elif verify.plain_md5(got):
             await self._discard(key)
@@ -172,7 +180,7 @@ class Copier:
         budget = self.cfg.budget
         tap = verify.Tap(on_bytes=on_bytes)
         whole = hashlib.md5() if md5_known else None
-        upload_id = await self.dst.create_upload(self.dst_bucket, key, meta)
+        upload_id = await self._create_upload(key, meta)
         tasks: list[asyncio.Task] = []
         digests: list[bytes] = []
         try:
@@ -238,6 +246,20 @@ class Copier:
         if self.cfg.reread and level != "crc32":
             level += "+" + await self._reread(key, size, tap)
         return Outcome("copied", "missing" if dst_etag is None else "different", size, got, level, tap.crc_hex)
+
+    async def _create_upload(self, key: str, meta: dict[str, str]) -> str:
+        """CreateMultipartUpload; stopped while it is under way, the upload it made (if it made one)
+        is aborted, so a stop leaves no upload behind."""
+        creating = asyncio.ensure_future(self.dst.create_upload(self.dst_bucket, key, meta))
+        try:
+            return await asyncio.shield(creating)
+        except asyncio.CancelledError:
+            try:
+                upload_id = await asyncio.wait_for(creating, 10)
+            except BaseException:
+                raise asyncio.CancelledError from None
+            await self._abort(key, upload_id)
+            raise
 
     async def _part(self, key, upload_id, number, buf, ordered) -> tuple[bytes, str]:
         try:
@@ -311,6 +333,48 @@ async def _stream(resp, size: int, tap: verify.Tap, failure: list):
     except (CopyError, StoreError) as e:
         failure.append(e)
         raise
+
+
+class _Spliced:
+    """A one-PUT copy's body moved by the kernel: source socket → pipe → destination socket
+    (``upstream.splice``, as the gateway relays big GETs), so its bytes are never copied into the
+    process. Counted, not digested: only for a PUT whose Content-MD5 (the source's ETag) makes the
+    destination check the bytes. A destination connection that cannot splice (TLS) gets the body
+    streamed through the process instead. The source ending early or stalling raises: the PUT is
+    cut mid-body and stores nothing."""
+
+    def __init__(self, resp, size: int, tap: verify.Tap, failure: list) -> None:
+        self.resp, self.size, self.tap, self.failure = resp, size, tap, failure
+
+    @staticmethod
+    def possible(resp) -> bool:
+        return splice.AVAILABLE and isinstance(resp, LeanResponse) and resp.can_splice() \
+            and splice.usable(resp.transport, resp.transport)
+
+    def __aiter__(self):
+        return _stream(self.resp, self.size, self.tap, self.failure).__aiter__()
+
+    async def splice_into(self, conn, head: bytes | None) -> bool:
+        if not splice.usable(conn.transport, self.resp.transport):
+            return False
+
+        async def before(pieces: list[bytes]) -> None:
+            data = b"".join(pieces)
+            conn.transport.write(head + data if head else data)
+            self.tap.moved(len(data))
+            await conn.flushed()
+
+        try:
+            await self.resp.splice_to(conn.transport.get_extra_info("socket"), before, tally=self.tap.moved)
+        except aiohttp.ClientPayloadError as e:      # the source ended early or stalled
+            err = StoreError(503, "SourceReadError", f"the source body broke off: {type(e).__name__}")
+            self.failure.append(err)
+            raise err from None
+        except ClientClosed:                          # the destination took nothing, or went away
+            raise aiohttp.ClientOSError("the destination stopped taking the body") from None
+        if self.tap.size != self.size:
+            raise CopyError(f"moved {self.tap.size} of {self.size} bytes")
+        return True
 
 
 async def _whole(resp, size: int) -> bytes:

@@ -100,6 +100,14 @@ class Tap:
         self._md5 = hashlib.md5() if md5 else None
         self.on_bytes = on_bytes
 
+    def moved(self, n: int) -> None:
+        """``n`` bytes that went by without passing through the process (the kernel moved them):
+        counted, not digested — the CRC32 is unknown from then on."""
+        self.size += n
+        self.crc = None
+        if self.on_bytes is not None:
+            self.on_bytes(n)
+
     def feed(self, data) -> None:
         self.size += len(data)
         self.crc = zlib.crc32(data, self.crc)
@@ -114,4 +122,4 @@ class Tap:
 
     @property
     def crc_hex(self) -> str:
-        return f"{self.crc:08x}"
+        return f"{self.crc:08x}" if self.crc is not None else ""

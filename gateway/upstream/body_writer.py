@@ -1,6 +1,10 @@
 """A streaming request body on its way to the upstream: the head leaves with the first piece, then
 each piece with the connection's back-pressure; a body that fails (its signature or checksum, or a
-client that went away) cuts the upstream connection off mid-body, so the upstream commits nothing."""
+client that went away) cuts the upstream connection off mid-body, so the upstream commits nothing.
+
+A body with a ``splice_into(conn, head)`` coroutine may send itself (the head included) by other
+means — the kernel moving another connection's bytes into this one — and says True; False (nothing
+written) and it is iterated as any other."""
 from __future__ import annotations
 
 import asyncio
@@ -16,6 +20,9 @@ async def write_body(conn: "UpstreamConnection", head: bytes | None, body) -> No
     """Send the request head with the body's first piece, then the rest, with back-pressure."""
     transport = conn.transport
     try:
+        splice_into = getattr(body, "splice_into", None)
+        if splice_into is not None and await splice_into(conn, head):
+            return
         async for piece in body:
             if conn.closed:
                 raise aiohttp.ClientOSError("connection lost while sending the request")

@@ -235,6 +235,21 @@ class UpstreamConnection(asyncio.Protocol):
     def write_paused(self) -> bool:
         return self._write_paused
 
+    async def flushed(self) -> None:
+        """Until the transport has handed everything written so far to the kernel (before the
+        kernel writes to the socket itself: ``splice``)."""
+        t = self.transport
+        if self.closed or t is None:
+            raise aiohttp.ClientOSError("connection lost while sending the request")
+        if not t.get_write_buffer_size():
+            return
+        t.set_write_buffer_limits(high=0)   # pause_writing now; resume_writing once it is empty
+        try:
+            await self.drain()
+        finally:
+            if not self.closed:
+                t.set_write_buffer_limits(high=_WRITE_HIGH)
+
     async def drain(self) -> None:
         if self.closed:
             raise aiohttp.ClientOSError("connection lost while sending the request")

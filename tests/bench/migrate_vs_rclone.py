@@ -61,7 +61,7 @@ class Bench:
         self.config.write_text(json.dumps({
             "upstream": {"endpoint": r.endpoint, "access_key_id": r.access_key, "secret_access_key": r.secret_key},
             "upstreams": {"b": {"endpoint": r.endpoint, "access_key_id": self.bkey[0],
-                                "secret_access_key": self.bkey[1]}}}))
+                                "secret_access_key": self.bkey[1], "internal_bucket": "r2gw-internal-b"}}}))
         self.rclone_conf = self.work / "rclone.conf"
         self.rclone_conf.write_text("".join(
             f"[{name}]\ntype = s3\nprovider = Ceph\nendpoint = {r.endpoint}\nregion = us-east-1\n"

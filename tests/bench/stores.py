@@ -103,16 +103,24 @@ async def _first_gets(gw: GatewayProcess, s: lg.SigV4, direct: lg.SigV4, dest: l
                       mib: int, rounds: int, label: str) -> dict:
     body = lg.RepeatBody(mib * lg.MiB, seed=3)
     pids = procstat.tree(gw.pid)
-    res: dict[str, list[tuple[float, float, float]]] = {"direct": [], "first GET": [], "served GET": []}
+    res: dict[str, list[tuple[float, float, float]]] = {"direct": [], "first GET": [], "served GET": [],
+                                                        "direct GET+PUT": []}
     cores = os.cpu_count() or 1
     for i in range(rounds):
         key = f"big-{i}-{time.monotonic_ns()}"
         await lg.transfer(direct.addr, direct.head("PUT", f"/{src}/{key}", lg.UNSIGNED, body.size), body)
         order = ("direct", "first GET") if i % 2 == 0 else ("first GET", "direct")
-        for name in (*order, "served GET"):     # served: the copy, from the destination, through the gateway
+        # served: the copy, from the destination, through the gateway; GET+PUT: the stores doing a
+        # first GET's two transfers at once without the gateway (the GET from the source timed)
+        for name in (*order, "served GET", "direct GET+PUT"):
             c0, m0, t0 = procstat.tree_cpu_seconds(pids), procstat.machine_busy_seconds(), time.monotonic()
             if name == "served GET":
                 secs, n = await lg.transfer(s.addr, s.head("GET", f"/{mig}/{key}"))
+            elif name == "direct GET+PUT":
+                put = asyncio.ensure_future(lg.transfer(
+                    dest.addr, dest.head("PUT", f"/{mig}/{key}-pair", lg.UNSIGNED, body.size), body))
+                secs, n = await lg.transfer(direct.addr, direct.head("GET", f"/{src}/{key}"))
+                await put
             elif name == "direct":
                 secs, n = await lg.transfer(direct.addr, direct.head("GET", f"/{src}/{key}"))
             else:
@@ -135,6 +143,7 @@ async def _first_gets(gw: GatewayProcess, s: lg.SigV4, direct: lg.SigV4, dest: l
                   f"  machine {busy:4.0%} busy  load {procstat.loadavg()}", flush=True)
         await lg.simple(direct.addr, direct.head("DELETE", f"/{src}/{key}"))
         await lg.simple(dest.addr, dest.head("DELETE", f"/{mig}/{key}"))
+        await lg.simple(dest.addr, dest.head("DELETE", f"/{mig}/{key}-pair"))
     out = {name: {"mib_s": statistics.median(r[0] for r in v), "gateway_cpu_s_per_gib": statistics.median(r[1] for r in v),
                   "machine_busy": statistics.median(r[2] for r in v)}
            for name, v in res.items()}
@@ -194,7 +203,8 @@ def main(argv: list[str] | None = None) -> int:
                   f"(gateway {r['first GET']['gateway_cpu_s_per_gib']:.2f} CPU s/GiB) vs direct GET from {name} "
                   f"{r['direct']['mib_s']:,.0f} MiB/s: {r['ratio']:.2f}× (target ≥ 0.8); machine "
                   f"{r['first GET']['machine_busy']:.0%} busy vs {r['direct']['machine_busy']:.0%}; the copy served "
-                  f"through the gateway afterwards {r['served GET']['mib_s']:,.0f} MiB/s")
+                  f"through the gateway afterwards {r['served GET']['mib_s']:,.0f} MiB/s; the stores alone doing both "
+                  f"transfers at once: GET {r['direct GET+PUT']['mib_s']:,.0f} MiB/s")
         if args.json:
             args.json.write_text(json.dumps(result, indent=2))
         return 0

@@ -189,6 +189,8 @@ def test_copies_a_bucket_then_copies_nothing(env):
     assert lines["m/big-one-put"]["verified"] == "md5" and lines["empty"]["verified"] == "md5"
     assert lines["m/big-parts-5m"]["verified"] == "etag"
     assert lines["m/big-parts-6m"]["verified"] == "parts"
+    # every byte went through the process (small, or in parts): each copy's CRC32 is reported
+    assert lines["empty"]["crc32"] == "00000000" and all(len(x["crc32"]) == 8 for x in lines.values())
     assert all(lines[k]["verified"] == "md5" for k in lines if not k.startswith("m/"))
     src = listing(env.a, env.src)
     dst_list = listing(env.moto, dst)
@@ -386,6 +388,48 @@ def test_a_failing_source_object_is_reported_and_the_exit_status_says_so(env):
     assert (s["listed"], s["skipped"], s["failed"], s["copied"]) == (3, 2, 1, 0)
     assert [x for x in report(rep2) if x["result"] == "failed"] == [
         {"key": "vanished", "result": "failed", "reason": "not in the source (NoSuchKey)"}]
+
+
+def test_a_source_that_breaks_off_mid_copy_leaves_nothing(env, rgw):
+    """A one-PUT copy moved by the kernel (source socket → destination socket): the source resets
+    its connection 3 MiB into a 12 MiB body. The destination's PUT is cut mid-body and stores
+    nothing (checked on moto directly); the next try copies the object whole."""
+    from tests.reliability.faultproxy import Fault, FaultProxy
+    src, dst = f"mig-cut-{uuid.uuid4().hex[:8]}", f"mig-cut-{uuid.uuid4().hex[:8]}"
+    env.a.create_bucket(Bucket=src)
+    env.moto.create_bucket(Bucket=dst)
+    body = os.urandom(12 * MiB)
+    env.a.put_object(Bucket=src, Key="big", Body=body)
+    host, port = rgw.endpoint.removeprefix("http://").split(":")
+    faulty = FaultProxy((host, int(port))).start()
+    try:
+        fault = faulty.add(Fault(match=lambda r: r.method == "GET" and r.target.startswith(f"/{src}/big"),
+                                 reset_response_after=3 * MiB, times=1))
+        cfg = env.work / f"{src}.json"
+        tree = json.loads(env.cfg.read_text())
+        tree["upstream"]["endpoint"] = faulty.endpoint
+        cfg.write_text(json.dumps(tree))
+        rep = env.work / f"{src}.jsonl"
+        proc = subprocess.run([sys.executable, "-m", "gateway", "migrate", "--config", str(cfg), "--from",
+                               f"default/{src}", "--to", f"moto/{dst}", "--retries", "0", "--report", str(rep)],
+                              capture_output=True, text=True, timeout=120, env=_env())
+        assert proc.returncode == 1, proc.stderr[-3000:]
+        assert fault.hits == 1
+        (line,) = report(rep)
+        assert line["result"] == "failed" and "broke off" in line["reason"], line
+        assert listing(env.moto, dst) == {}              # nothing stored, not even a part of it
+        proc = subprocess.run([sys.executable, "-m", "gateway", "migrate", "--config", str(cfg), "--from",
+                               f"default/{src}", "--to", f"moto/{dst}", "--report", str(rep)],
+                              capture_output=True, text=True, timeout=120, env=_env())
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        got = env.moto.get_object(Bucket=dst, Key="big")["Body"].read()
+        assert hashlib.md5(got).digest() == hashlib.md5(body).digest()
+        # moved by the kernel: no CRC32 of bytes that never passed through the process; the
+        # destination checked them against the source's ETag (Content-MD5)
+        line = report(rep)[-1]
+        assert (line["result"], line["verified"], line.get("crc32")) == ("copied", "md5", None), line
+    finally:
+        faulty.stop()
 
 
 def test_unknown_bucket_and_bad_arguments(env):

@@ -105,6 +105,47 @@ def test_tap_digests_in_order():
     assert tap.crc == zlib.crc32(b"hello world") and tap.crc_hex == f"{zlib.crc32(b'hello world'):08x}"
 
 
+def test_tap_counts_bytes_the_kernel_moved_without_a_digest():
+    seen = []
+    tap = verify.Tap(on_bytes=seen.append)
+    tap.moved(1000)
+    tap.moved(24)
+    assert tap.size == 1024 and seen == [1000, 24] and tap.crc is None and tap.crc_hex == ""
+
+
+def test_a_body_that_sends_itself_is_not_iterated():
+    """``write_body`` lets a body with ``splice_into`` send itself (True), or iterates it (False)."""
+    from gateway.upstream.body_writer import write_body
+
+    class Conn:
+        closed = write_paused = writing = False
+
+        def __init__(self):
+            self.sent = []
+            self.transport = type("T", (), {"write": lambda _, data: self.sent.append(bytes(data))})()
+
+    class Body:
+        def __init__(self, spliced):
+            self.spliced, self.iterated = spliced, False
+
+        async def splice_into(self, conn, head):
+            if self.spliced:
+                conn.transport.write(head + b"<kernel>")
+            return self.spliced
+
+        async def _pieces(self):
+            self.iterated = True
+            yield b"piece"
+
+        def __aiter__(self):
+            return self._pieces().__aiter__()
+
+    for spliced, wire in ((True, [b"HEAD<kernel>"]), (False, [b"HEADpiece"])):
+        conn, body = Conn(), Body(spliced)
+        asyncio.run(write_body(conn, b"HEAD", body))
+        assert conn.sent == wire and body.iterated is not spliced
+
+
 def test_reported_crc32():
     value = base64.b64encode(zlib.crc32(b"abc").to_bytes(4, "big")).decode()
     assert verify.reported_crc32({"x-amz-checksum-crc32": value}) == zlib.crc32(b"abc")
