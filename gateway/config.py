@@ -285,7 +285,7 @@ class Settings(_Model):
                 raise ValueError(f"upstreams.{name}.endpoint is required (only the default store may be embedded)")
         seen: dict[tuple[str, str], tuple[str, str | None]] = {}
         for name, up in (("default", self.upstream), *self.upstreams.items()):
-            if up.endpoint is None:
+            if up.endpoint is None or not up.access_key_id:   # keyless: which account is not known here
                 continue
             where = (up.endpoint.rstrip("/").lower(), up.internal_bucket)
             other = seen.setdefault(where, (name, up.access_key_id))

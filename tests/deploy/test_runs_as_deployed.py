@@ -121,8 +121,9 @@ def test_sidecar_example_serves_the_app(tmp_path):
     try:
         config = yaml.safe_load(wiring.config_text)
         config["upstream"]["endpoint"] = moto.endpoint
-        for store in config.get("upstreams", {}).values():   # every store of the example, here one moto
+        for name, store in config.get("upstreams", {}).items():   # every store of the example, here one moto
             store["endpoint"] = moto.endpoint
+            store["internal_bucket"] = f"r2gw-internal-{name}"     # (one bucket namespace now)
         wiring.config_text = yaml.safe_dump(config)
         wiring.secret_files = dict(wiring.secret_files, **{"upstream-secret-access-key": moto.secret_key})
         cfg, env = wiring.materialize(tmp_path)
