@@ -214,6 +214,8 @@ async def serve(settings: Settings, *, reuse_port: bool = False, ready_fd: int |
     if not quiet:
         print(banner(gateway, endpoints), flush=True)
     log.info("started", endpoints=endpoints, profile=gateway.profile.name, mode=settings.mode, pid=os.getpid())
+    for warning in settings.shared_internal_buckets():
+        log.warning("internal_bucket_shared", detail=warning)
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)

@@ -109,6 +109,8 @@ def _run_check(args) -> int:
           f"{settings.upstream.endpoint or 'embedded'}"
           + (f", {len(settings.upstreams)} more store(s), {len(settings.buckets)} bucket rule(s)"
              if settings.upstreams or settings.buckets else "") + ")")
+    for warning in settings.shared_internal_buckets():
+        print(f"warning: {warning}", file=sys.stderr)
     return 0
 
 

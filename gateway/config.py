@@ -283,15 +283,6 @@ class Settings(_Model):
                 raise ValueError(f"upstreams.{name}: a store name is [a-z0-9_-] (and not 'default')")
             if up.endpoint is None:
                 raise ValueError(f"upstreams.{name}.endpoint is required (only the default store may be embedded)")
-        seen: dict[tuple[str, str], tuple[str, str | None]] = {}
-        for name, up in (("default", self.upstream), *self.upstreams.items()):
-            if up.endpoint is None or not up.access_key_id:   # keyless: which account is not known here
-                continue
-            where = (up.endpoint.rstrip("/").lower(), up.internal_bucket)
-            other = seen.setdefault(where, (name, up.access_key_id))
-            if other[1] != up.access_key_id:
-                raise ValueError(f"stores {other[0]!r} and {name!r} are two accounts of {up.endpoint}, whose "
-                                 f"bucket names are shared: give them different internal_bucket names")
         known = {"default", *self.upstreams}
         for i, rule in enumerate(self.buckets):
             if rule.upstream not in known:
@@ -303,6 +294,24 @@ class Settings(_Model):
                 if source.upstream == rule.upstream and (source.bucket is None or source.bucket == rule.match):
                     raise ValueError(f"buckets.{i}.migrate_from: the source is the destination itself")
         return self
+
+    def shared_internal_buckets(self) -> list[str]:
+        """Warnings for stores on one endpoint, with other keys and one internal bucket: if the keys
+        are two accounts (two RGW users; bucket names are theirs in common), the bucket is the
+        first one's and the other's records are refused (403). Keys of one account (subusers, IAM
+        users) share it rightly: a warning, never a refusal. Keyless stores are not compared."""
+        seen: dict[tuple[str, str], tuple[str, str]] = {}
+        out = []
+        for name, up in (("default", self.upstream), *self.upstreams.items()):
+            if up.endpoint is None or not up.access_key_id:
+                continue
+            where = (up.endpoint.rstrip("/").lower(), up.internal_bucket)
+            other = seen.setdefault(where, (name, up.access_key_id))
+            if other[1] != up.access_key_id:
+                out.append(f"stores {other[0]!r} and {name!r} use other keys on {up.endpoint} with one internal "
+                           f"bucket {up.internal_bucket!r}: if they are two accounts, give them their own "
+                           f"internal_bucket (bucket names are shared)")
+        return out
 
     def store(self, name: str) -> Upstream:
         """A store's settings by name (``default`` is ``upstream``)."""

@@ -14,13 +14,10 @@ import asyncio
 import hashlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 
-import aiohttp
-
-from ..errors import ClientClosed
-from ..upstream import splice
-from ..upstream.stream import LeanResponse
 from . import verify
+from .bodies import CopyError, Parts, Spliced, read_whole, stream
 from .stores import ObjectInfo, Store, StoreError, object_path, unquote_etag
 
 MiB = 1024 * 1024
@@ -30,12 +27,9 @@ MIN_PART = 5 * MiB
 _WHOLE = 256 * 1024
 MAX_PARTS = 10_000
 
+_ABORTS: set[asyncio.Task] = set()   # aborts of uploads made after their copy was stopped
 # whole-object MD5s are updated part after part, in order: one worker keeps that order
 _ORDERED = ThreadPoolExecutor(max_workers=1, thread_name_prefix="r2gw-migrate-md5")
-
-
-class CopyError(Exception):
-    """A copy that failed for a reason that retrying will not change (the report's ``reason``)."""
 
 
 class SourceChanged(Exception):
@@ -121,14 +115,14 @@ class Copier:
             headers["content-md5"] = verify.md5_b64(etag)   # the destination checks it end to end
         failure: list[BaseException] = []
         if size <= _WHOLE:
-            body = await _whole(resp, size)
+            body = await read_whole(resp, size)
             tap.feed(body)
-        elif md5_known and not self.cfg.reread and _Spliced.possible(resp):
+        elif md5_known and not self.cfg.reread and Spliced.possible(resp):
             # the destination checks the bytes against the source's ETag (Content-MD5): they need
             # not pass through the process, the kernel moves them socket to socket
-            body = _Spliced(resp, size, tap, failure)
+            body = Spliced(resp, size, tap, failure)
         else:
-            body = _stream(resp, size, tap, failure)
+            body = stream(resp, size, tap, failure)
         try:
             answer = await self.dst.put(self.dst_bucket, key, body, size, headers)
         except StoreError as e:
@@ -143,9 +137,12 @@ class Copier:
             raise CopyError(f"read {tap.size} of {size} bytes")   # never stored: the body was cut
         expected = etag if md5_known else tap.md5_hex
         got = unquote_etag(answer.get("etag"))
-        if got == expected or (tap.crc is None and not verify.plain_md5(got)):
-            # (spliced, to a destination whose ETag is no MD5: its Content-MD5 check is the proof)
+        if got == expected:
             level = "md5" if md5_known else "parts"
+        elif tap.crc is None and not verify.plain_md5(got):
+            # spliced, to a destination whose ETag proves nothing (SSE-KMS there, or none): the
+            # copy read back must hash to the source's ETag
+            level = await self._reread_md5(key, size, etag)
         elif verify.plain_md5(got):
             await self._discard(key)
             raise CopyError(f"verification failed: destination ETag {got} is not the MD5 {expected} of the bytes sent")
@@ -184,7 +181,7 @@ class Copier:
         tasks: list[asyncio.Task] = []
         digests: list[bytes] = []
         try:
-            reader = _Parts(resp, size, part, tap)
+            reader = Parts(resp, size, part, tap)
             number = 0
             ordered = None
             while not reader.done:
@@ -255,11 +252,19 @@ class Copier:
             return await asyncio.shield(creating)
         except asyncio.CancelledError:
             try:
-                upload_id = await asyncio.wait_for(creating, 10)
-            except BaseException:
+                upload_id = await asyncio.wait_for(asyncio.shield(creating), 10)
+            except BaseException:   # slower still, or stopped again: abort it whenever it answers
+                creating.add_done_callback(partial(self._abort_when_made, key))
                 raise asyncio.CancelledError from None
             await self._abort(key, upload_id)
             raise
+
+    def _abort_when_made(self, key: str, creating: asyncio.Future) -> None:
+        if creating.cancelled() or creating.exception() is not None:
+            return
+        task = asyncio.ensure_future(self._abort(key, creating.result()))
+        _ABORTS.add(task)
+        task.add_done_callback(_ABORTS.discard)
 
     async def _part(self, key, upload_id, number, buf, ordered) -> tuple[bytes, str]:
         try:
@@ -296,6 +301,21 @@ class Copier:
                             f"CRC32 {check.crc_hex}, copied {size} with {tap.crc_hex}")
         return "crc32"
 
+    async def _reread_md5(self, key: str, size: int, etag: str) -> str:
+        digest, n = hashlib.md5(), 0
+        resp = await self.dst.get(self.dst_bucket, key)
+        try:
+            async for data in resp.content.iter_any():
+                digest.update(data)
+                n += len(data)
+        finally:
+            resp.release()
+        if n != size or digest.hexdigest() != etag:
+            await self._discard(key)
+            raise CopyError(f"verification failed: re-read of the destination gave {n} bytes with MD5 "
+                            f"{digest.hexdigest()}, the source's is {etag}")
+        return "md5"
+
     async def _abort(self, key: str, upload_id: str) -> None:
         try:
             await asyncio.wait_for(asyncio.shield(self.dst.abort_upload(self.dst_bucket, key, upload_id)), 10)
@@ -317,116 +337,3 @@ def _md5(buf) -> bytes:
 def _changed(dst_etag: str | None) -> str:
     return "appeared in the destination during the copy" if dst_etag is None else \
         "changed in the destination during the copy"
-
-
-async def _stream(resp, size: int, tap: verify.Tap, failure: list):
-    """The source body, counted and digested. If it fails (or sends more or fewer bytes than it
-    announced) the PUT is cut mid-body, so the destination stores nothing; ``failure`` keeps why."""
-    try:
-        async for data in _source_chunks(resp):
-            tap.feed(data)
-            if tap.size > size:
-                raise CopyError("the source sent more bytes than its Content-Length")
-            yield data
-        if tap.size != size:
-            raise CopyError(f"the source body ended after {tap.size} of {size} bytes")
-    except (CopyError, StoreError) as e:
-        failure.append(e)
-        raise
-
-
-class _Spliced:
-    """A one-PUT copy's body moved by the kernel: source socket → pipe → destination socket
-    (``upstream.splice``, as the gateway relays big GETs), so its bytes are never copied into the
-    process. Counted, not digested: only for a PUT whose Content-MD5 (the source's ETag) makes the
-    destination check the bytes. A destination connection that cannot splice (TLS) gets the body
-    streamed through the process instead. The source ending early or stalling raises: the PUT is
-    cut mid-body and stores nothing."""
-
-    def __init__(self, resp, size: int, tap: verify.Tap, failure: list) -> None:
-        self.resp, self.size, self.tap, self.failure = resp, size, tap, failure
-
-    @staticmethod
-    def possible(resp) -> bool:
-        return splice.AVAILABLE and isinstance(resp, LeanResponse) and resp.can_splice() \
-            and splice.usable(resp.transport, resp.transport)
-
-    def __aiter__(self):
-        return _stream(self.resp, self.size, self.tap, self.failure).__aiter__()
-
-    async def splice_into(self, conn, head: bytes | None) -> bool:
-        if not splice.usable(conn.transport, self.resp.transport):
-            return False
-
-        async def before(pieces: list[bytes]) -> None:
-            data = b"".join(pieces)
-            conn.transport.write(head + data if head else data)
-            self.tap.moved(len(data))
-            await conn.flushed()
-
-        try:
-            await self.resp.splice_to(conn.transport.get_extra_info("socket"), before, tally=self.tap.moved)
-        except aiohttp.ClientPayloadError as e:      # the source ended early or stalled
-            err = StoreError(503, "SourceReadError", f"the source body broke off: {type(e).__name__}")
-            self.failure.append(err)
-            raise err from None
-        except ClientClosed:                          # the destination took nothing, or went away
-            raise aiohttp.ClientOSError("the destination stopped taking the body") from None
-        if self.tap.size != self.size:
-            raise CopyError(f"moved {self.tap.size} of {self.size} bytes")
-        return True
-
-
-async def _whole(resp, size: int) -> bytes:
-    parts, n = [], 0
-    async for data in _source_chunks(resp):
-        n += len(data)
-        if n > size:
-            raise CopyError("the source sent more bytes than its Content-Length")
-        parts.append(data)
-    if n != size:
-        raise CopyError(f"the source body ended after {n} of {size} bytes")
-    return parts[0] if len(parts) == 1 else b"".join(parts)
-
-
-async def _source_chunks(resp):
-    try:
-        async for data in resp.content.iter_any():
-            yield data
-    except (aiohttp.ClientError, OSError) as e:
-        raise StoreError(503, "SourceReadError", f"the source body broke off: {type(e).__name__}") from None
-
-
-class _Parts:
-    """The source body cut into buffers of exactly the requested sizes (one copy of each byte)."""
-
-    def __init__(self, resp, size: int, part: int, tap: verify.Tap) -> None:
-        self._it = _source_chunks(resp).__aiter__()
-        self._size = size
-        self._tap = tap
-        self._carry = memoryview(b"")
-        self.offset = 0
-
-    @property
-    def done(self) -> bool:
-        return self.offset >= self._size
-
-    async def next(self, n: int) -> bytearray:
-        buf = bytearray(n)
-        filled = 0
-        while filled < n:
-            if not self._carry:
-                try:
-                    data = await self._it.__anext__()
-                except StopAsyncIteration:
-                    raise CopyError(f"the source body ended after {self.offset + filled} of {self._size} bytes") from None
-                self._tap.feed(data)
-                self._carry = memoryview(data)
-            take = min(len(self._carry), n - filled)
-            buf[filled:filled + take] = self._carry[:take]
-            self._carry = self._carry[take:]
-            filled += take
-        self.offset += n
-        if self.done and self._carry:
-            raise CopyError("the source sent more bytes than its Content-Length")
-        return buf

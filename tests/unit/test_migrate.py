@@ -274,3 +274,39 @@ def test_build_job_from_the_bucket_rule():
 def test_build_job_refuses(kw, message):
     with pytest.raises(UsageError, match=message):
         build_job(SETTINGS, _args(**kw))
+
+
+def test_a_spliced_copy_whose_etag_proves_nothing_is_read_back():
+    """A one-PUT copy the kernel moved has no digest of its own: when the destination's ETag is not
+    the source's MD5 (SSE-KMS there, or no ETag), the copy read back must hash to it, or it is
+    deleted and the copy fails."""
+    from gateway.migrate.copy import ByteBudget, Copier, CopyError, Settings
+
+    class Content:
+        def __init__(self, data):
+            self.data = data
+
+        async def iter_any(self):
+            for i in range(0, len(self.data), 3):
+                yield self.data[i:i + 3]
+
+    class Dst:
+        def __init__(self, data):
+            self.data, self.deleted = data, []
+
+        async def get(self, bucket, key):
+            return type("R", (), {"content": Content(self.data), "release": lambda _: None})()
+
+        async def delete(self, bucket, key):
+            self.deleted.append((bucket, key))
+
+    cfg = Settings(part_size=5 << 20, threshold=200 << 20, reread=False, budget=ByteBudget(1 << 20))
+    body = b"the bytes that were moved"
+    good = Dst(body)
+    assert asyncio.run(Copier(None, "s", good, "d", cfg)._reread_md5("k", len(body),
+                                                                     hashlib.md5(body).hexdigest())) == "md5"
+    assert good.deleted == []
+    bad = Dst(body[:-1] + b"!")
+    with pytest.raises(CopyError, match="re-read"):
+        asyncio.run(Copier(None, "s", bad, "d", cfg)._reread_md5("k", len(body), hashlib.md5(body).hexdigest()))
+    assert bad.deleted == [("d", "k")]

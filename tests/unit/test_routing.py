@@ -60,8 +60,6 @@ def test_list_merged_and_the_aws_chain_in_the_settings():
     ({"upstream": {"aws_profile": "p"}}, "without upstream.endpoint"),
     ({"buckets": [{"match": "a", "migrate_from": {"upstream": "default", "bucket": "b", "list": "all"}}]}, "list"),
     ({"migrate_on_read": {"part_size_bytes": 1024}}, "part_size_bytes"),
-    ({"upstreams": {"b": {**UP, "endpoint": "http://127.0.0.1:1/", "access_key_id": "other"}}},
-     "stores 'default' and 'b' are two accounts of http://127.0.0.1:1,"),
 ])
 def test_bad_store_settings_are_refused_naming_the_key(tree, message):
     with pytest.raises(Exception) as e:
@@ -78,9 +76,16 @@ def test_merged_listing_resumes_past_a_whole_common_prefix():
     assert listing_start("p/x", "p/", "") == "p/x"
 
 
-def test_accounts_of_one_store_need_their_own_internal_buckets():
-    """Bucket names are shared by a store's accounts: one internal bucket would be the first's."""
+def test_other_keys_of_one_store_sharing_an_internal_bucket_are_warned_of():
+    """Bucket names are shared by a store's accounts: one internal bucket would be the first's. Keys
+    of one account may share it, so it is a warning, not a refusal."""
+    shared = settings(upstreams={"b": {**UP, "endpoint": "http://127.0.0.1:1/", "access_key_id": "other"}})
+    (warning,) = shared.shared_internal_buckets()
+    assert "'default' and 'b'" in warning and "r2gw-internal" in warning
     two = {"b": {**UP, "access_key_id": "other", "internal_bucket": "r2gw-internal-b"}}
-    assert settings(upstreams=two).store("b").internal_bucket == "r2gw-internal-b"
-    assert settings(upstreams={"b": dict(UP)}).store("b").internal_bucket == "r2gw-internal"   # one account
-    assert settings(upstreams={"b": {**UP, "endpoint": "http://127.0.0.2:1", "access_key_id": "o"}})
+    assert settings(upstreams=two).shared_internal_buckets() == []
+    assert settings(upstreams={"b": dict(UP)}).shared_internal_buckets() == []             # the same key
+    assert settings(upstreams={"b": {**UP, "endpoint": "http://127.0.0.2:1", "access_key_id": "o"}}
+                    ).shared_internal_buckets() == []                                    # another store
+    keyless = {"b": {"endpoint": UP["endpoint"]}}
+    assert settings(upstreams=keyless).shared_internal_buckets() == []
