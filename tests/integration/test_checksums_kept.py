@@ -6,7 +6,6 @@ import base64
 import hashlib
 import io
 import os
-import uuid
 
 import boto3
 import pytest
@@ -18,28 +17,6 @@ from tests import s3raw
 MiB = 1024 * 1024
 ALGORITHMS = ["CRC32", "CRC32C", "CRC64NVME", "SHA1", "SHA256"]
 INTERNAL = "r2gw-internal"
-
-
-@pytest.fixture(params=["rgw", "embedded"])
-def gw(request):
-    return request.getfixturevalue("gateway" if request.param == "rgw" else "embedded_gateway")
-
-
-@pytest.fixture
-def c(gw):
-    return gw.client()
-
-
-@pytest.fixture
-def b(c):
-    name = "ck-" + uuid.uuid4().hex[:12]
-    c.create_bucket(Bucket=name)
-    yield name
-    for up in c.list_multipart_uploads(Bucket=name).get("Uploads", []):
-        c.abort_multipart_upload(Bucket=name, Key=up["Key"], UploadId=up["UploadId"])
-    for o in c.list_objects_v2(Bucket=name).get("Contents", []):
-        c.delete_object(Bucket=name, Key=o["Key"])
-    c.delete_bucket(Bucket=name)
 
 
 def field(algorithm: str) -> str:

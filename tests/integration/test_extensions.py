@@ -14,26 +14,6 @@ from botocore.exceptions import ClientError
 from tests import s3raw
 
 
-@pytest.fixture(params=["rgw", "embedded"])
-def gw(request):
-    return request.getfixturevalue("gateway" if request.param == "rgw" else "embedded_gateway")
-
-
-@pytest.fixture
-def c(gw):
-    return gw.client()
-
-
-@pytest.fixture
-def b(c):
-    name = "x-" + uuid.uuid4().hex[:12]
-    c.create_bucket(Bucket=name)
-    yield name
-    for o in c.list_objects_v2(Bucket=name).get("Contents", []):
-        c.delete_object(Bucket=name, Key=o["Key"])
-    c.delete_bucket(Bucket=name)
-
-
 def with_headers(client, operation: str, headers: dict[str, str]):
     """Make ``client`` send extra headers on one operation (as R2's docs show for custom headers)."""
     def add(request, **_):

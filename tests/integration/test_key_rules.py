@@ -18,16 +18,6 @@ NFD = unicodedata.normalize("NFD", NFC)       # e + U+0301
 assert NFC != NFD
 
 
-@pytest.fixture(params=["rgw", "embedded"])
-def gw(request):
-    return request.getfixturevalue("gateway" if request.param == "rgw" else "embedded_gateway")
-
-
-@pytest.fixture
-def c(gw):
-    return gw.client()
-
-
 def _bucket(client):
     name = "kr-" + uuid.uuid4().hex[:12]
     client.create_bucket(Bucket=name)

@@ -10,16 +10,6 @@ import pytest
 from tests import s3raw
 
 
-@pytest.fixture(params=["rgw", "embedded"])
-def gw(request):
-    return request.getfixturevalue("gateway" if request.param == "rgw" else "embedded_gateway")
-
-
-@pytest.fixture
-def c(gw):
-    return gw.client()
-
-
 @pytest.fixture
 def names(c):
     prefix = "lp" + uuid.uuid4().hex[:6] + "-"

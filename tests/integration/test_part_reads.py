@@ -21,26 +21,6 @@ from tests.gateway_process import remember_secret
 MiB = 1024 * 1024
 
 
-@pytest.fixture(params=["rgw", "embedded"])
-def gw(request):
-    return request.getfixturevalue("gateway" if request.param == "rgw" else "embedded_gateway")
-
-
-@pytest.fixture
-def c(gw):
-    return gw.client()
-
-
-@pytest.fixture
-def b(c):
-    name = "pr-" + uuid.uuid4().hex[:12]
-    c.create_bucket(Bucket=name)
-    yield name
-    for o in c.list_objects_v2(Bucket=name).get("Contents", []):
-        c.delete_object(Bucket=name, Key=o["Key"])
-    c.delete_bucket(Bucket=name)
-
-
 def error(call, **kw):
     with pytest.raises(ClientError) as e:
         call(**kw)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
-import uuid
 
 import pytest
 from botocore.exceptions import ClientError
@@ -40,28 +39,6 @@ def status(e) -> int:
 
 
 COMBINATIONS = {"plain-to-ssec": (None, K1), "ssec-to-plain": (K1, None), "ssec-to-other-key": (K1, K2)}
-
-
-@pytest.fixture(params=["rgw", "embedded"])
-def gw(request):
-    return request.getfixturevalue("gateway" if request.param == "rgw" else "embedded_gateway")
-
-
-@pytest.fixture
-def c(gw):
-    return gw.client()
-
-
-@pytest.fixture
-def b(c):
-    name = "sc-" + uuid.uuid4().hex[:12]
-    c.create_bucket(Bucket=name)
-    yield name
-    for up in c.list_multipart_uploads(Bucket=name).get("Uploads", []):
-        c.abort_multipart_upload(Bucket=name, Key=up["Key"], UploadId=up["UploadId"])
-    for o in c.list_objects_v2(Bucket=name).get("Contents", []):
-        c.delete_object(Bucket=name, Key=o["Key"])
-    c.delete_bucket(Bucket=name)
 
 
 def on_rgw(gw) -> bool:

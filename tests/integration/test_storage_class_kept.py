@@ -14,34 +14,10 @@ from botocore.exceptions import ClientError
 
 from tests.gateway_process import GatewayProcess, remember_secret
 
+from .conftest import empty_bucket
+
 IA = "STANDARD_IA"
 MiB = 1024 * 1024
-
-
-@pytest.fixture(params=["rgw", "embedded"])
-def gw(request):
-    return request.getfixturevalue("gateway" if request.param == "rgw" else "embedded_gateway")
-
-
-@pytest.fixture
-def c(gw):
-    return gw.client()
-
-
-def _empty(client, name):
-    for u in client.list_multipart_uploads(Bucket=name).get("Uploads", []):
-        client.abort_multipart_upload(Bucket=name, Key=u["Key"], UploadId=u["UploadId"])
-    for o in client.list_objects_v2(Bucket=name).get("Contents", []):
-        client.delete_object(Bucket=name, Key=o["Key"])
-    client.delete_bucket(Bucket=name)
-
-
-@pytest.fixture
-def b(c):
-    name = "sc-" + uuid.uuid4().hex[:12]
-    c.create_bucket(Bucket=name)
-    yield name
-    _empty(c, name)
 
 
 def cls(obj) -> str:
@@ -76,7 +52,7 @@ def test_rgw_refuses_the_class_itself(rgw, rgw_s3, gateway):
         s3.put_object(Bucket=name, Key="k", Body=b"x", StorageClass=IA)      # through the gateway: kept
         assert cls(s3.head_object(Bucket=name, Key="k")) == IA
     finally:
-        _empty(rgw_s3, name)
+        empty_bucket(rgw_s3, name)
 
 
 def test_put_head_get_and_listings(c, b, gw, request):
@@ -116,7 +92,7 @@ def test_upstream_state_on_rgw(gateway, rgw_s3):
         assert "r2gw-class" not in rgw_s3.head_object(Bucket=name, Key="forged")["Metadata"]
         assert cls(s3.head_object(Bucket=name, Key="forged")) == "STANDARD"
     finally:
-        _empty(rgw_s3, name)
+        empty_bucket(rgw_s3, name)
 
 
 def test_a_later_write_outdates_the_record(c, b):
@@ -167,7 +143,7 @@ def test_upload_records_are_removed(gateway, rgw_s3):
         assert records() == []
         assert rgw_s3.head_object(Bucket=name, Key="done")["Metadata"] == {"r2gw-class": IA}
     finally:
-        _empty(rgw_s3, name)
+        empty_bucket(rgw_s3, name)
 
 
 def test_copy_object_sets_the_destination_class(c, b):
@@ -243,4 +219,4 @@ def test_another_replica_answers_the_same(gateway, second_replica, rgw_s3):
         other.put_object(Bucket=name, Key="ia", Body=b"y")       # overwritten elsewhere, STANDARD
         assert listed(s3, name) == {"ia": "STANDARD"}
     finally:
-        _empty(rgw_s3, name)
+        empty_bucket(rgw_s3, name)
