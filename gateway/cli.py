@@ -59,7 +59,10 @@ def _run_workers(settings) -> int:
                 os._exit(code)
         children.append(pid)
 
+    asked: set[int] = set()
+
     def forward(signum, _frame):
+        asked.add(signum)
         for pid in children:
             try:
                 os.kill(pid, signum)
@@ -76,7 +79,10 @@ def _run_workers(settings) -> int:
                 break
             except InterruptedError:
                 continue
-        code = code or os.waitstatus_to_exitcode(status)
+        rc = os.waitstatus_to_exitcode(status)
+        if rc < 0 and -rc in asked:
+            rc = 0   # stopped by the signal it was sent before its own handler was in place (starting)
+        code = code or rc
     return code
 
 

@@ -395,3 +395,20 @@ def test_key_ids_and_secrets_from_files(tmp_path):
     with pytest.raises(config.ConfigError) as e:
         config.load(None, {"R2GW_PROFILE_FILE": str(tmp_path / "id")})
     assert "R2GW_PROFILE_FILE" in str(e.value)
+
+
+def test_workers_stopped_while_starting_exit_cleanly(rgw, tmp_path):
+    """SIGTERM right after the start, before the workers have their own handlers: the parent sent
+    it, so a worker it stopped that way is a clean stop (exit 0), not a crash."""
+    gw = GatewayProcess(tmp_path, upstream=rgw, tls=False, workers=2)
+    gw.proc = subprocess.Popen(gw.args, cwd=ROOT, env=gw.env, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 10
+        while len(subprocess.run(["pgrep", "-P", str(gw.proc.pid)], capture_output=True,
+                                 text=True).stdout.split()) < 2 and time.monotonic() < deadline:
+            time.sleep(0.005)
+        gw.proc.send_signal(signal.SIGTERM)
+        assert gw.proc.wait(30) == 0
+    finally:
+        gw.proc.kill()
