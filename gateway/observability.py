@@ -178,6 +178,17 @@ class AccessLog:
             return None
         return f"{bucket}/{redact(key) if '=' in key or ':' in key else key}"
 
+    def _optional(self, ex, into: dict, copy_source: str, claimed_key_id: str) -> None:
+        """The fields only some lines have, under each shape's names: the copy's source; with
+        findings, the request line and the key id a failed authentication named."""
+        source = self._copy_source(ex)
+        if source is not None:
+            into[copy_source] = source
+        if ex.features:
+            into["request"] = request_line(ex.method, ex.raw_path, ex.raw_query)
+            if ex.claimed_key_id is not None:
+                into[claimed_key_id] = ex.claimed_key_id
+
     def _gateway_record(self, ex, status: int, error_code: str | None, duration_ms: float) -> dict:
         key, ua = self._client_text(ex)
         auth = ex.auth
@@ -189,13 +200,7 @@ class AccessLog:
                "bytes_out": ex.bytes_out, "duration_ms": duration_ms, "features": ex.features or None,
                "user_agent": ua, "credential": ex.client_key.kind if ex.client_key is not None else None,
                "level": "info", "timestamp": self._timestamp()}
-        source = self._copy_source(ex)
-        if source is not None:
-            rec["copy_source"] = source
-        if ex.features:
-            rec["request"] = request_line(ex.method, ex.raw_path, ex.raw_query)
-            if ex.claimed_key_id is not None:
-                rec["claimed_key_id"] = ex.claimed_key_id
+        self._optional(ex, rec, "copy_source", "claimed_key_id")
         return rec
 
     def _r2_record(self, ex, status: int, error_code: str | None, duration_ms: float) -> dict:
@@ -205,13 +210,7 @@ class AccessLog:
                  "upstreamRequestId": ex.upstream_request_id, "bytesIn": ex.bytes_in,
                  "bytesOut": ex.bytes_out, "userAgent": ua, "features": ex.features or None,
                  "credential": ex.client_key.kind if ex.client_key is not None else None}
-        source = self._copy_source(ex)
-        if source is not None:
-            extra["copySource"] = source
-        if ex.features:
-            extra["request"] = request_line(ex.method, ex.raw_path, ex.raw_query)
-            if ex.claimed_key_id is not None:
-                extra["claimedKeyId"] = ex.claimed_key_id
+        self._optional(ex, extra, "copySource", "claimedKeyId")
         return {"timestamp": self._timestamp(), "requestId": ex.request_id, "action": ex.op,
                 "interface": "S3", "status": status, "errorCode": error_code,
                 "actor": {"accessKeyId": auth.access_key_id if auth is not None else None},

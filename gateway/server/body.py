@@ -15,6 +15,8 @@ from typing import Callable, Protocol
 
 from aiohttp.http_exceptions import LineTooLong
 
+from ..reading import read_up_to
+
 
 class FlowControl(Protocol):
     def pause_reading(self) -> None: ...
@@ -119,20 +121,7 @@ class BodyStream:
 
     async def read(self, n: int = -1) -> bytes:
         """``n`` < 0: the whole rest; else up to ``n`` bytes (b"" at the end)."""
-        if n < 0:
-            parts = []
-            while True:
-                data = await self.readany()
-                if not data:
-                    return b"".join(parts)
-                parts.append(data)
-        if n == 0:
-            return b""
-        data = await self.readany()
-        if len(data) > n:
-            self.unread_data(data[n:])
-            data = data[:n]
-        return data
+        return await read_up_to(self, n)
 
     async def readline(self, *, max_line_length: int | None = None) -> bytes:
         """Up to and including the next b"\\n" (or the rest at the end); longer than

@@ -180,16 +180,24 @@ def _plain(ex) -> bool:
     return all(k in _PLAIN_QUERY or k.startswith("X-Amz-") for k in ex.query)
 
 
+async def _from_destination(ex, proceed):
+    """(the destination's answer, None), or (None, its NoSuchKey) when the object is not there (yet):
+    a read of a version is the destination's alone."""
+    try:
+        return await proceed(ex), None
+    except S3Error as e:
+        if e.code != "NoSuchKey" or "versionId" in ex.query:
+            raise
+        return None, e
+
+
 async def get_object(ex, proceed):
     route = ex.route
     if not route.migrates:
         return await proceed(ex)
-    try:
-        return await proceed(ex)
-    except S3Error as e:
-        if e.code != "NoSuchKey" or "versionId" in ex.query:
-            raise
-        missing = e
+    answer, missing = await _from_destination(ex, proceed)
+    if missing is None:
+        return answer
     gw = ex.gw
     job = Job(gw.stores.source_of(route), Location(route.source_bucket, ex.key), ex.upstream,
               Location(ex.bucket, ex.key), ex.bucket)
@@ -231,12 +239,9 @@ async def head_object(ex, proceed):
     route = ex.route
     if not route.migrates:
         return await proceed(ex)
-    try:
-        return await proceed(ex)
-    except S3Error as e:
-        if e.code != "NoSuchKey" or "versionId" in ex.query:
-            raise
-        missing = e
+    answer, missing = await _from_destination(ex, proceed)
+    if missing is None:
+        return answer
     source = ex.gw.stores.source_of(route)
     resp = await ex.call_upstream("HEAD", Location(route.source_bucket, ex.key).path, ex.upstream_query(),
                                   dict(ex.upstream_headers), None, upstream=source)

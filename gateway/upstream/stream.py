@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, AsyncIterator
 import aiohttp
 from multidict import CIMultiDictProxy
 
+from ..reading import read_up_to
 from . import splice
 
 if TYPE_CHECKING:
@@ -152,21 +153,13 @@ class LeanResponse:
 
     async def read(self, n: int = -1) -> bytes:
         """``n`` < 0: the whole (rest of the) body; else up to ``n`` bytes (b"" at the end)."""
-        if n < 0:
-            parts = []
-            while True:
-                data = await self.readany()
-                if not data:
-                    return b"".join(parts)
-                parts.append(data)
-        if n == 0:
-            return b""
-        data = await self.readany()
-        if len(data) > n:
-            self._chunks.appendleft(data[n:])
-            self._size += len(data) - n
-            data = data[:n]
-        return data
+        return await read_up_to(self, n)
+
+    def unread_data(self, data: bytes) -> None:
+        """Put bytes back at the front (for ``read(n)``)."""
+        if data:
+            self._chunks.appendleft(bytes(data))
+            self._size += len(data)
 
     # -- ending ---------------------------------------------------------------------------------
     def release(self) -> None:
