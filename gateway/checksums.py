@@ -15,8 +15,6 @@ import hashlib
 import zlib
 from typing import Protocol
 
-from awscrt import checksums as _crt
-
 #: The algorithms S3 (and R2) accept, lowercase, in S3's priority order.
 ALGORITHMS: tuple[str, ...] = ("crc64nvme", "crc32c", "crc32", "sha1", "sha256")
 
@@ -73,15 +71,21 @@ class _Hash:
         return base64.b64encode(self._h.digest()).decode("ascii")
 
 
+def _crt():
+    # awscrt's native module costs ~50 ms to load: only the processes that meet CRC32C/CRC64NVME pay
+    from awscrt import checksums
+    return checksums
+
+
 def new_checksum(algorithm: str) -> Checksum:
     """A fresh running checksum for ``algorithm`` (case-insensitive). ``ValueError`` if unknown."""
     alg = algorithm.lower()
     if alg == "crc32":
         return _Crc(alg, zlib.crc32, 4)
     if alg == "crc32c":
-        return _Crc(alg, _crt.crc32c, 4)
+        return _Crc(alg, _crt().crc32c, 4)
     if alg == "crc64nvme":
-        return _Crc(alg, _crt.crc64nvme, 8)
+        return _Crc(alg, _crt().crc64nvme, 8)
     if alg in ("sha1", "sha256"):
         return _Hash(alg)
     raise ValueError(f"unsupported checksum algorithm: {algorithm!r}")

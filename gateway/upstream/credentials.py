@@ -14,9 +14,14 @@ from __future__ import annotations
 
 import asyncio
 
-from ..observability import log
-
 POLL_SECONDS = 5.0
+
+
+def _log():
+    # the logging stack (structlog, and rich through it) is loaded by the processes that log here
+    # (the gateway has it already); a bulk copy with keyed stores starts without it
+    from ..observability import log
+    return log
 
 
 class CredentialsUnavailable(RuntimeError):
@@ -48,7 +53,7 @@ class ChainCredentials:
         self._creds = creds
         self.method = getattr(creds, "method", None)
         await self.refresh(signer)
-        log.info("upstream_credentials", store=self.store, method=self.method, access_key_id=signer.access_key_id)
+        _log().info("upstream_credentials", store=self.store, method=self.method, access_key_id=signer.access_key_id)
         self._task = asyncio.get_running_loop().create_task(self._keep_current(signer))
 
     async def refresh(self, signer) -> bool:
@@ -66,12 +71,12 @@ class ChainCredentials:
             await asyncio.sleep(POLL_SECONDS)
             try:
                 if await self.refresh(signer):
-                    log.info("upstream_credentials_refreshed", store=self.store, method=self.method,
-                             access_key_id=signer.access_key_id)
+                    _log().info("upstream_credentials_refreshed", store=self.store, method=self.method,
+                                access_key_id=signer.access_key_id)
             except asyncio.CancelledError:
                 raise
             except Exception as e:
-                log.warning("upstream_credentials_refresh_failed", store=self.store, error=type(e).__name__)
+                _log().warning("upstream_credentials_refresh_failed", store=self.store, error=type(e).__name__)
 
     async def close(self) -> None:
         if self._task is not None:
