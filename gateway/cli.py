@@ -251,10 +251,28 @@ def _migrate_parser(sub) -> None:
     m.add_argument("--progress", choices=("auto", "bar", "json", "none"), default="auto",
                    help="auto: a live bar on a terminal, else JSON lines on stderr")
     m.add_argument("--progress-interval", type=float, default=5.0, help="seconds between JSON progress lines (5)")
-    m.set_defaults(func=_run_migrate)
+    m.set_defaults(func=_run_migrate, quick_exit=True)
 
 
 def main(argv: list[str] | None = None) -> int:
+    args = _parse(argv)
+    return args.func(args)
+
+
+def run() -> None:
+    """The process's entry point (``r2-gateway``, ``python -m gateway``). A command that has closed
+    everything it wrote (``quick_exit``: migrate) ends without the interpreter's teardown, which
+    frees every module one by one: about 0.1 s of a bulk copy's fixed cost."""
+    args = _parse(None)
+    code = args.func(args)
+    if getattr(args, "quick_exit", False):
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
+
+
+def _parse(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="r2-gateway", description="Cloudflare R2's S3 dialect in front of any S3 store")
     sub = p.add_subparsers(dest="command", required=True)
     s = sub.add_parser("serve", help="run the gateway")
@@ -296,9 +314,8 @@ def main(argv: list[str] | None = None) -> int:
     m.add_argument("--format", choices=("text", "env", "json"), default="text")
     m.set_defaults(func=_run_mint)
     _migrate_parser(sub)
-    args = p.parse_args(argv)
-    return args.func(args)
+    return p.parse_args(argv)
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    run()
