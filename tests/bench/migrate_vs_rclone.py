@@ -1,26 +1,39 @@
 """Bulk copy throughput: ``r2-gateway migrate`` against ``rclone copy`` (Debian's rclone), between the
 same two stores on the same data, in one run.
 
-    .venv/bin/python -m tests.bench.migrate_vs_rclone [--rounds 3] [--large 8x96] [--small 2000x16]
-                                                      [--concurrency 16] [--json PATH]
+    .venv/bin/python -m tests.bench.migrate_vs_rclone [--rounds 3] [--large 8x96] [--multipart 4x512]
+                                                      [--small 2000x16] [--concurrency 16] [--json PATH]
 
 Starts one Ceph RGW (memstore) with two users: the source is user A's bucket, the destination a
 fresh bucket of user B per run (emptied and garbage-collected afterwards), so both tools stream every
-byte out of one store and into another. Two data sets: ``--large`` (COUNT x MiB, one PUT each, so
-their ETags are MD5s) and ``--small`` (COUNT x KiB). Each round runs, in an order that alternates:
+byte out of one store and into another. Data sets (each filled with one PUT per object, so their
+ETags are MD5s; a set's source is deleted once it has been measured):
+
+- ``fixed``: one 1 KiB object, what a whole command costs around its copy (start, listing, exit);
+- ``--large``: COUNT x MiB below both tools' 200 MiB multipart cutoff (one streamed PUT per object);
+- ``--multipart``: COUNT x MiB above it (both tools upload parts in parallel);
+- ``--small``: COUNT x KiB.
+
+Each round runs, in an order that alternates:
 
 - ``migrate``: ``r2-gateway migrate --from a/SRC --to b/DST --concurrency C`` (its defaults otherwise:
   200 MiB multipart threshold, 16 MiB parts, 8 part buffers);
+- ``migrate@4``: the same at ``--concurrency 4``, rclone's default number of transfers;
 - ``rclone``: ``rclone copy a:SRC b:DST --transfers C --checkers C`` with its part settings set to
   migrate's (``--s3-upload-cutoff 200M --s3-chunk-size 16M``, and its ``--s3-upload-concurrency 4``);
 - ``rclone-defaults``: ``rclone copy`` as shipped (4 transfers, 8 checkers, 200 MiB cutoff).
+
+``TOOL@N`` in ``--tools`` runs a tool at concurrency N instead (``migrate@4``: ``--concurrency 4``;
+``rclone@4``: ``--transfers 4 --checkers 4``). Before the first round of each data set one run of
+the first tool, not counted, warms the store (its first writes after the fill are slower, whoever
+makes them).
 
 The gateway's bytecode is compiled first, as ``pip install`` (and so the image) does: an editable
 checkout under ``PYTHONDONTWRITEBYTECODE=1`` would otherwise compile every module at each start.
 
 MiB/s is the data set's bytes over the wall time of the whole command (start to exit: listing both
-sides, copying, checking). CPU is the tool's user+system seconds (wait4). The ratio reported is
-migrate's median MiB/s over the faster rclone configuration's median.
+sides, copying, checking); the ``fixed`` set reports seconds instead. CPU is the tool's user+system seconds (wait4). The ratio reported is
+the faster migrate configuration's median MiB/s over the faster rclone configuration's median.
 """
 from __future__ import annotations
 
@@ -85,19 +98,21 @@ class Bench:
             list(pool.map(put, range(count)))
         return count * size
 
-    def empty(self, bucket: str) -> None:
-        keys = [o["Key"] for p in self.b.get_paginator("list_objects_v2").paginate(Bucket=bucket)
+    def empty(self, bucket: str, client=None) -> None:
+        c = client or self.b
+        keys = [o["Key"] for p in c.get_paginator("list_objects_v2").paginate(Bucket=bucket)
                 for o in p.get("Contents", [])]
         for i in range(0, len(keys), 1000):
-            self.b.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": k} for k in keys[i:i + 1000]],
-                                                         "Quiet": True})
-        for up in self.b.list_multipart_uploads(Bucket=bucket).get("Uploads", []):
-            self.b.abort_multipart_upload(Bucket=bucket, Key=up["Key"], UploadId=up["UploadId"])
-        self.b.delete_bucket(Bucket=bucket)
+            c.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": k} for k in keys[i:i + 1000]],
+                                                    "Quiet": True})
+        for up in c.list_multipart_uploads(Bucket=bucket).get("Uploads", []):
+            c.abort_multipart_upload(Bucket=bucket, Key=up["Key"], UploadId=up["UploadId"])
+        c.delete_bucket(Bucket=bucket)
         self.rgw.admin("gc", "process", "--include-all", timeout=300)
 
     def command(self, tool: str, src: str, dst: str) -> list[str]:
-        c = str(self.concurrency)
+        tool, _, at = tool.partition("@")
+        c = at or str(self.concurrency)
         if tool == "migrate":
             return [sys.executable, "-m", "gateway", "migrate", "--config", str(self.config), "--from",
                     f"default/{src}", "--to", f"b/{dst}", "--concurrency", c, "--progress", "none", *self.migrate_args]
@@ -109,7 +124,7 @@ class Bench:
         return base
 
     def run_once(self, tool: str, src: str, count: int, nbytes: int, n: int) -> dict:
-        dst = f"dst-{tool}-{n}"
+        dst = f"dst-{tool.replace('@', '-c')}-{n}"
         self.b.create_bucket(Bucket=dst)
         env = {k: v for k, v in os.environ.items() if not k.startswith(("R2GW_", "RCLONE_", "AWS_"))}
         t0 = time.perf_counter()
@@ -121,7 +136,7 @@ class Bench:
             if pid:
                 break
             peak = max(peak, procstat.status_kib(proc.pid, "VmHWM").get("VmHWM", 0))
-            time.sleep(0.05)
+            time.sleep(0.01)
         secs = time.perf_counter() - t0
         proc.returncode = os.waitstatus_to_exitcode(status)
         err = proc.stderr.read().decode(errors="replace")
@@ -141,10 +156,11 @@ class Bench:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m tests.bench.migrate_vs_rclone", description=__doc__.split("\n")[0])
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--large", default="8x96", help="COUNTxMiB (one PUT each)")
+    ap.add_argument("--large", default="8x96", help="COUNTxMiB, below the multipart cutoff (0x0: skip)")
+    ap.add_argument("--multipart", default="4x512", help="COUNTxMiB, above the multipart cutoff (0x0: skip)")
     ap.add_argument("--small", default="2000x16", help="COUNTxKiB")
     ap.add_argument("--concurrency", type=int, default=16)
-    ap.add_argument("--tools", default="migrate,rclone,rclone-defaults")
+    ap.add_argument("--tools", default="migrate,migrate@4,rclone,rclone-defaults")
     ap.add_argument("--migrate-args", default="", help="more arguments for migrate (space-separated)")
     ap.add_argument("--json", help="write the results here as well")
     args = ap.parse_args(argv)
@@ -158,7 +174,8 @@ def main(argv: list[str] | None = None) -> int:
         bench.start()
         try:
             runs = 0
-            for name, spec, unit in (("large", args.large, MiB), ("small", args.small, 1024)):
+            for name, spec, unit in (("fixed", "1x1", 1024), ("large", args.large, MiB),
+                                     ("multipart", args.multipart, MiB), ("small", args.small, 1024)):
                 count, size = _count_size(spec)
                 if not count:
                     continue
@@ -166,6 +183,9 @@ def main(argv: list[str] | None = None) -> int:
                 nbytes = bench.fill(src, count, size * unit)
                 log(f"{name}: {count} x {size} {'MiB' if unit == MiB else 'KiB'} = {nbytes / MiB:.0f} MiB")
                 rows = []
+                runs += 1
+                warm = bench.run_once(tools[0], src, count, nbytes, runs)
+                log(f"  warm-up {tools[0]:<18} {warm['mib_per_s']:8.1f} MiB/s (not counted)")
                 for rnd in range(args.rounds):
                     order = tools if rnd % 2 == 0 else list(reversed(tools))
                     for tool in order:
@@ -173,17 +193,24 @@ def main(argv: list[str] | None = None) -> int:
                         row = bench.run_once(tool, src, count, nbytes, runs)
                         row["round"] = rnd + 1
                         rows.append(row)
-                        log(f"  round {rnd + 1} {tool:<16} {row['mib_per_s']:8.1f} MiB/s {row['objects_per_s']:8.1f} obj/s"
+                        log(f"  round {rnd + 1} {tool:<18} {row['mib_per_s']:8.1f} MiB/s {row['objects_per_s']:8.1f} obj/s"
                             f"  {row['seconds']:6.2f} s  CPU {row['cpu_seconds']:6.2f} s  RSS {row['peak_rss_mib']:.0f} MiB")
                 med = {t: statistics.median(r["mib_per_s"] for r in rows if r["tool"] == t) for t in tools}
                 cpu = {t: statistics.median(r["cpu_seconds"] for r in rows if r["tool"] == t) for t in tools}
+                secs = {t: statistics.median(r["seconds"] for r in rows if r["tool"] == t) for t in tools}
                 best_rclone = max((t for t in tools if t.startswith("rclone")), key=lambda t: med[t], default=None)
-                ratio = round(med["migrate"] / med[best_rclone], 2) if "migrate" in med and best_rclone else None
+                best_migrate = max((t for t in tools if t.startswith("migrate")), key=lambda t: med[t], default=None)
+                ratio = round(med[best_migrate] / med[best_rclone], 2) \
+                    if name != "fixed" and best_migrate and best_rclone and med[best_rclone] else None
                 results["sets"][name] = {"objects": count, "bytes": nbytes, "runs": rows,
-                                         "median_mib_per_s": med, "median_cpu_seconds": cpu,
-                                         "baseline": best_rclone, "ratio": ratio}
-                log(f"{name}: median MiB/s " + ", ".join(f"{t} {v:.1f}" for t, v in med.items())
-                    + (f" -> migrate / {best_rclone} = {ratio:.2f}x" if ratio else ""))
+                                         "median_mib_per_s": med, "median_cpu_seconds": cpu, "median_seconds": secs,
+                                         "migrate": best_migrate, "baseline": best_rclone, "ratio": ratio}
+                if name == "fixed":
+                    log("fixed: median seconds " + ", ".join(f"{t} {v:.2f}" for t, v in secs.items()))
+                else:
+                    log(f"{name}: median MiB/s " + ", ".join(f"{t} {v:.1f}" for t, v in med.items())
+                        + (f" -> {best_migrate} / {best_rclone} = {ratio:.2f}x" if ratio else ""))
+                bench.empty(src, bench.a)
         finally:
             bench.stop()
     print(json.dumps(results, indent=2))
