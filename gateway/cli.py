@@ -266,8 +266,11 @@ def run() -> None:
     args = _parse(None)
     code = args.func(args)
     if getattr(args, "quick_exit", False):
-        sys.stdout.flush()
-        sys.stderr.flush()
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):   # a reader that went away (or a closed stream)
+                code = code or 1
         os._exit(code)
     sys.exit(code)
 

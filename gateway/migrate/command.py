@@ -7,6 +7,7 @@ it again to finish).
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import signal
 import sys
@@ -121,11 +122,23 @@ def run(args) -> int:
         print(human_summary(summary, recorder.tally.failures), file=sys.stderr)
         if error:
             print(f"r2-gateway migrate: {error}", file=sys.stderr)
-        sys.stdout.write(orjson.dumps(summary).decode() + "\n")
-        sys.stdout.flush()
+        _write_summary(orjson.dumps(summary).decode() + "\n")
     if stopped:
         return 3
     return 1 if error or summary["failed"] else 0
+
+
+def _write_summary(line: str) -> None:
+    """The JSON summary on stdout. A reader that went away (``| head -c0``) is not an error of the
+    copy (the summary is on stderr too, the exit status says the rest): stdout becomes /dev/null,
+    so that nothing writes to the broken pipe again."""
+    try:
+        sys.stdout.write(line)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
 
 
 def _loop_run(migration: Migration, shown) -> tuple[str | None, bool]:

@@ -448,6 +448,26 @@ def test_unknown_bucket_and_bad_arguments(env):
     assert proc.returncode == 2 and "no store named 'nosuchstore'" in proc.stderr
 
 
+def test_a_reader_of_stdout_that_went_away_changes_nothing_but_stdout(env):
+    """``migrate … | head -c0``: the copy is done and said on stderr, exit 0, no traceback."""
+    src, dst = f"mig-pipe-{uuid.uuid4().hex[:8]}", f"mig-pipe-{uuid.uuid4().hex[:8]}"
+    env.a.create_bucket(Bucket=src)
+    env.a.put_object(Bucket=src, Key="k", Body=b"through a closed pipe")
+    env.b.create_bucket(Bucket=dst)
+    r, w = os.pipe()
+    os.close(r)                     # the reader is gone before migrate writes its summary
+    try:
+        proc = subprocess.run([sys.executable, "-m", "gateway", "migrate", "--config", str(env.cfg), "--from",
+                               f"default/{src}", "--to", f"rgwb/{dst}", "--progress", "none"],
+                              stdout=w, stderr=subprocess.PIPE, text=True, timeout=120, env=_env())
+    finally:
+        os.close(w)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr and "BrokenPipe" not in proc.stderr
+    assert "copied           1" in proc.stderr
+    assert env.b.get_object(Bucket=dst, Key="k")["Body"].read() == b"through a closed pipe"
+
+
 # --- what differs, what is newer, what is extra -------------------------------------------------------
 
 def test_dry_run_then_overwrite_older_keep_newer_delete_extra(env):
