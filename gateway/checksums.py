@@ -71,10 +71,16 @@ class _Hash:
         return base64.b64encode(self._h.digest()).decode("ascii")
 
 
+_CRT = None
+
+
 def _crt():
     # awscrt's native module costs ~50 ms to load: only the processes that meet CRC32C/CRC64NVME pay
-    from awscrt import checksums
-    return checksums
+    global _CRT
+    if _CRT is None:
+        from awscrt import checksums
+        _CRT = checksums
+    return _CRT
 
 
 def new_checksum(algorithm: str) -> Checksum:
