@@ -17,7 +17,7 @@ from .auth.keys import Key, KeyStore
 from .billing import Billing, load_classes
 from .config import Settings
 from .extensions import default_extensions
-from . import credentials_api, observability
+from . import checksums, credentials_api, observability
 from .observability import Metrics, log
 from .errors import S3Error
 from .embedded import EmbeddedUpstream
@@ -182,6 +182,7 @@ async def serve(settings: Settings, *, reuse_port: bool = False, ready_fd: int |
     await gateway.start()
     await gateway.readiness.start()
     server = build_server(gateway)
+    checksums.preload()   # not on the first request that carries a CRC32C or CRC64NVME
     # what start-up made lives as long as the process: out of the cycle collector's sight, so that
     # a full collection (rare: requests leave no cycles, tests/integration/test_no_cycles.py) does
     # not traverse it on someone's request

@@ -128,3 +128,17 @@ def test_composite_is_checksum_of_part_digests():
 def test_content_encoding_as_written_less_aws_chunked(sent, stored):
     from gateway.exchange import stored_content_encoding
     assert stored_content_encoding(sent) == stored
+
+
+def test_awscrt_is_loaded_on_first_use_or_by_preload():
+    """A process that meets no CRC32C/CRC64NVME never loads awscrt; the gateway preloads it at start."""
+    import subprocess
+    import sys
+    probe = ("import sys, gateway.checksums as c; a = 'awscrt' in sys.modules; {}; "
+             "print(a, 'awscrt.checksums' in sys.modules)")
+    def run(step: str) -> str:
+        return subprocess.run([sys.executable, "-c", probe.format(step)], capture_output=True, text=True,
+                              check=True).stdout.split()
+    assert run("c.new_checksum('crc32')") == ["False", "False"]
+    assert run("c.preload()") == ["False", "True"]
+    assert run("c.new_checksum('crc64nvme').update(b'x')") == ["False", "True"]
