@@ -1,7 +1,7 @@
 """Bulk copy throughput: ``r2-gateway migrate`` against ``rclone copy`` (Debian's rclone), between the
 same two stores on the same data, in one run.
 
-    .venv/bin/python -m tests.bench.migrate_vs_rclone [--rounds 3] [--large 24x96] [--multipart 4x512]
+    .venv/bin/python -m tests.bench.migrate_vs_rclone [--rounds 4] [--large 24x96] [--multipart 4x512]
                                                       [--small 2000x16] [--concurrency 16] [--json PATH]
 
 Starts one Ceph RGW (memstore) with two users: the source is user A's bucket, the destination a
@@ -16,7 +16,8 @@ ETags are MD5s; a set's source is deleted once it has been measured):
 - ``--multipart``: COUNT x MiB above it (both tools upload parts in parallel);
 - ``--small``: COUNT x KiB.
 
-Each round runs, in an order that alternates:
+Each round runs every tool once, the rounds' orders mirrored about the middle (ABBA, each pair
+starting one tool further on), so that no tool keeps the store's first or last place:
 
 - ``migrate``: ``r2-gateway migrate --from a/SRC --to b/DST --concurrency C`` (its defaults otherwise:
   200 MiB multipart threshold, 16 MiB parts, 8 part buffers);
@@ -35,9 +36,11 @@ The gateway's bytecode is compiled first, as ``pip install`` (and so the image) 
 checkout under ``PYTHONDONTWRITEBYTECODE=1`` would otherwise compile every module at each start.
 
 MiB/s is the data set's bytes over the wall time of the whole command (start to exit: listing both
-sides, copying, checking); the ``fixed`` set reports seconds instead, and "net" MiB/s is the bytes
-over the wall time less the tool's median ``fixed`` seconds (what a bigger data set would approach). CPU is the tool's user+system seconds (wait4). The ratios reported
-are the faster migrate configuration's median over the faster rclone configuration's, whole and net.
+sides, copying, checking), over each tool's median seconds; the ``fixed`` set reports seconds
+instead, and "net" MiB/s is the bytes over the median seconds less the tool's median ``fixed``
+seconds (what a bigger data set would approach; not given where a set takes under twice that).
+CPU is the tool's user+system seconds (wait4). The ratios reported are the faster migrate
+configuration's over the faster rclone configuration's, whole and net.
 """
 from __future__ import annotations
 
@@ -115,7 +118,7 @@ class Bench:
         self.rgw.admin("gc", "process", "--include-all", timeout=300)
 
     def command(self, tool: str, src: str, dst: str) -> list[str]:
-        tool, _, at = tool.partition("@")
+        tool, _, at = check_tool(tool).partition("@")
         c = at or str(self.concurrency)
         if tool == "migrate":
             return [sys.executable, "-m", "gateway", "migrate", "--config", str(self.config), "--from",
@@ -132,8 +135,8 @@ class Bench:
         self.b.create_bucket(Bucket=dst)
         env = {k: v for k, v in os.environ.items() if not k.startswith(("R2GW_", "RCLONE_", "AWS_"))}
         t0 = time.perf_counter()
-        proc = subprocess.Popen(self.command(tool, src, dst), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                env=env)
+        errors = tempfile.TemporaryFile()     # a file, not a pipe: a chatty tool never blocks on it
+        proc = subprocess.Popen(self.command(tool, src, dst), stdout=subprocess.DEVNULL, stderr=errors, env=env)
         peak = 0
         while True:     # wait4 (the tool's own CPU), sampling its peak RSS until it exits
             pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
@@ -142,10 +145,10 @@ class Bench:
             peak = max(peak, procstat.status_kib(proc.pid, "VmHWM").get("VmHWM", 0))
             time.sleep(0.01)
         secs = time.perf_counter() - t0
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        err = proc.stderr.read().decode(errors="replace")
-        proc.stderr.close()
-        code = os.waitstatus_to_exitcode(status)
+        code = proc.returncode = os.waitstatus_to_exitcode(status)
+        errors.seek(0)
+        err = errors.read().decode(errors="replace")
+        errors.close()
         got = sum(p.get("KeyCount", 0) for p in self.b.get_paginator("list_objects_v2").paginate(Bucket=dst))
         if code != 0 or got != count:
             raise RuntimeError(f"{tool}: exit {code}, {got}/{count} objects copied\n{err[-3000:]}")
@@ -157,6 +160,23 @@ class Bench:
                 "peak_rss_mib": round(peak / 1024, 1)}
 
 
+def check_tool(tool: str) -> str:
+    base, at, n = tool.partition("@")
+    if base not in ("migrate", "rclone", "rclone-defaults") or (at and (base == "rclone-defaults" or not n.isdigit())):
+        raise SystemExit(f"unknown tool {tool!r}: migrate[@N], rclone[@N] or rclone-defaults")
+    return tool
+
+
+def order(tools: list[str], rnd: int, rounds: int) -> list[str]:
+    """Round ``rnd``'s order, mirrored about the middle (ABBA): round ``rounds - 1 - i`` runs round
+    ``i``'s order reversed, and round ``i`` starts ``i`` tools further on. Each tool's places then
+    have the same mean and, in the middle pair of rounds, the same median."""
+    i = rnd if rnd < rounds // 2 else rounds - 1 - rnd
+    k = i % len(tools)
+    first = tools[k:] + tools[:k]
+    return first if rnd < rounds // 2 else first[::-1]
+
+
 def summarize(name: str, rows: list[dict], tools: list[str], count: int, nbytes: int,
               fixed: dict | None) -> dict:
     """Medians per tool, and the faster migrate configuration over the faster rclone one: on MiB/s
@@ -164,15 +184,17 @@ def summarize(name: str, rows: list[dict], tools: list[str], count: int, nbytes:
     for the one-object set of the same run)."""
     def median(field: str) -> dict:
         return {t: statistics.median(r[field] for r in rows if r["tool"] == t) for t in tools}
-    med, cpu, secs = median("mib_per_s"), median("cpu_seconds"), median("seconds")
+    cpu, secs = median("cpu_seconds"), median("seconds")
+    med = {t: round(nbytes / MiB / secs[t], 1) for t in tools}     # MiB/s over the median seconds
     out = {"objects": count, "bytes": nbytes, "runs": rows, "median_mib_per_s": med,
            "median_cpu_seconds": cpu, "median_seconds": secs}
     if name == "fixed":
         out["line"] = "fixed: median seconds " + ", ".join(f"{t} {v:.2f}" for t, v in secs.items())
         return out
     line = f"{name}: median MiB/s " + ", ".join(f"{t} {v:.1f}" for t, v in med.items())
-    for key, per_tool in (("", med), ("net_", {t: nbytes / MiB / max(secs[t] - fixed[t], 1e-3) for t in tools}
-                                               if fixed else None)):
+    net = {t: nbytes / MiB / (secs[t] - fixed[t]) for t in tools} \
+        if fixed and all(secs[t] > 2 * fixed[t] for t in tools) else None   # else it would say nothing
+    for key, per_tool in (("", med), ("net_", net)):
         if per_tool is None:
             continue
         mig = max((t for t in tools if t.startswith("migrate")), key=lambda t: per_tool[t], default=None)
@@ -189,7 +211,7 @@ def summarize(name: str, rows: list[dict], tools: list[str], count: int, nbytes:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m tests.bench.migrate_vs_rclone", description=__doc__.split("\n")[0])
-    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--rounds", type=int, default=4, help="an even number (rounds go in pairs)")
     ap.add_argument("--large", default="24x96", help="COUNTxMiB, below the multipart cutoff (0x0: skip)")
     ap.add_argument("--multipart", default="4x512", help="COUNTxMiB, above the multipart cutoff (0x0: skip)")
     ap.add_argument("--small", default="2000x16", help="COUNTxKiB")
@@ -198,10 +220,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--migrate-args", default="", help="more arguments for migrate (space-separated)")
     ap.add_argument("--json", help="write the results here as well")
     args = ap.parse_args(argv)
+    if args.rounds < 2 or args.rounds % 2:
+        ap.error("--rounds: an even number, at least 2")
 
     def log(msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)
-    tools = args.tools.split(",")
+    tools = [check_tool(t) for t in args.tools.split(",")]
     results: dict = {"concurrency": args.concurrency, "rounds": args.rounds, "sets": {}}
     with tempfile.TemporaryDirectory(prefix="bench-migrate-") as tmp:
         bench = Bench(Path(tmp), args.concurrency, log, args.migrate_args.split())
@@ -222,8 +246,7 @@ def main(argv: list[str] | None = None) -> int:
                     warm = bench.run_once(tool, src, count, nbytes, runs)
                     log(f"  warm-up {tool:<18} {warm['mib_per_s']:8.1f} MiB/s (not counted)")
                 for rnd in range(args.rounds):
-                    order = tools if rnd % 2 == 0 else list(reversed(tools))
-                    for tool in order:
+                    for tool in order(tools, rnd, args.rounds):
                         runs += 1
                         row = bench.run_once(tool, src, count, nbytes, runs)
                         row["round"] = rnd + 1
