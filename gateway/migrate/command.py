@@ -89,6 +89,10 @@ def run(args) -> int:
     except (config.ConfigError, UsageError) as e:
         print(f"r2-gateway migrate: {e}", file=sys.stderr)
         return 2
+    if any(_uses_aws_chain(settings, name) for name in (job.source, job.destination)):
+        # the credential chain says what it found (JSON lines): on stderr, stdout is the summary's
+        from ..observability import configure_logging
+        configure_logging(settings.log_level)
     with ExitStack() as stack:
         try:
             report = stack.enter_context(open(args.report, "wb")) if args.report else None
@@ -126,6 +130,13 @@ def run(args) -> int:
     if stopped:
         return 3
     return 1 if error or summary["failed"] else 0
+
+
+def _uses_aws_chain(settings, name: str) -> bool:
+    try:
+        return settings.store(name).uses_aws_chain
+    except KeyError:        # an unknown store: Migration says so
+        return False
 
 
 def _write_summary(line: str) -> None:

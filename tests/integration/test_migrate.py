@@ -468,6 +468,34 @@ def test_a_reader_of_stdout_that_went_away_changes_nothing_but_stdout(env):
     assert env.b.get_object(Bucket=dst, Key="k")["Body"].read() == b"through a closed pipe"
 
 
+def test_a_store_on_the_aws_credential_chain_logs_to_stderr_and_stdout_is_the_summary(env):
+    """A keyless store takes its keys from the chain (here AWS_* variables) and logs which it found:
+    a JSON line on stderr, without the secret; stdout holds the summary alone."""
+    cfg = json.loads(env.cfg.read_text())
+    b = cfg["upstreams"]["rgwb"]
+    chain_cfg = env.work / "chain.yaml"
+    chain_cfg.write_text(json.dumps({"upstream": cfg["upstream"],
+                                     "upstreams": {"chain": {"endpoint": b["endpoint"], "dialect": "ceph"}}}))
+    src, dst = f"mig-chain-{uuid.uuid4().hex[:8]}", f"mig-chain-{uuid.uuid4().hex[:8]}"
+    env.a.create_bucket(Bucket=src)
+    env.a.put_object(Bucket=src, Key="k", Body=b"keys from the chain")
+    env.b.create_bucket(Bucket=dst)
+    chain_env = {k: v for k, v in _env().items() if not k.startswith("AWS_") or k == "AWS_CA_BUNDLE"}
+    chain_env.update({"AWS_ACCESS_KEY_ID": b["access_key_id"], "AWS_SECRET_ACCESS_KEY": b["secret_access_key"],
+                      "AWS_CONFIG_FILE": "/dev/null", "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
+                      "AWS_EC2_METADATA_DISABLED": "true"})
+    proc = subprocess.run([sys.executable, "-m", "gateway", "migrate", "--config", str(chain_cfg), "--from",
+                           f"default/{src}", "--to", f"chain/{dst}", "--progress", "none"],
+                          capture_output=True, text=True, timeout=120, env=chain_env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = proc.stdout.splitlines()
+    assert len(lines) == 1 and json.loads(lines[0])["copied"] == 1, proc.stdout
+    found = [json.loads(line) for line in proc.stderr.splitlines() if line.startswith("{")]
+    assert any(e.get("event") == "upstream_credentials" and e.get("method") == "env" for e in found), proc.stderr
+    assert b["secret_access_key"] not in proc.stderr + proc.stdout
+    assert env.b.get_object(Bucket=dst, Key="k")["Body"].read() == b"keys from the chain"
+
+
 # --- what differs, what is newer, what is extra -------------------------------------------------------
 
 def test_dry_run_then_overwrite_older_keep_newer_delete_extra(env):
