@@ -27,7 +27,11 @@ MIN_PART = 5 * MiB
 _WHOLE = 256 * 1024
 MAX_PARTS = 10_000
 
-_ABORTS: set[asyncio.Task] = set()   # aborts of uploads made after their copy was stopped
+# a copy stopped during CreateMultipartUpload waits this long for its answer, then leaves the abort
+# to _LATE (the creations still under way, each aborting its upload when it answers) and _ABORTS
+CREATE_GRACE = 10.0
+_LATE: set[asyncio.Future] = set()
+_ABORTS: set[asyncio.Future] = set()
 # whole-object MD5s are updated part after part, in order: one worker keeps that order
 _ORDERED = ThreadPoolExecutor(max_workers=1, thread_name_prefix="r2gw-migrate-md5")
 
@@ -252,8 +256,10 @@ class Copier:
             return await asyncio.shield(creating)
         except asyncio.CancelledError:
             try:
-                upload_id = await asyncio.wait_for(asyncio.shield(creating), 10)
+                upload_id = await asyncio.wait_for(asyncio.shield(creating), CREATE_GRACE)
             except BaseException:   # slower still, or stopped again: abort it whenever it answers
+                _LATE.add(creating)
+                creating.add_done_callback(_LATE.discard)
                 creating.add_done_callback(partial(self._abort_when_made, key))
                 raise asyncio.CancelledError from None
             await self._abort(key, upload_id)
@@ -265,6 +271,19 @@ class Copier:
         task = asyncio.ensure_future(self._abort(key, creating.result()))
         _ABORTS.add(task)
         task.add_done_callback(_ABORTS.discard)
+
+    @staticmethod
+    async def settle(timeout: float) -> None:
+        """Before the stores close: the late creations' answers and their aborts, for ``timeout``
+        seconds at most (what is still out then is left to a lifecycle rule)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while _LATE or _ABORTS:
+            left = deadline - loop.time()
+            if left <= 0:
+                return
+            await asyncio.wait(_LATE | _ABORTS, timeout=left)
+            await asyncio.sleep(0)   # the done callbacks: a creation's answer starts its abort
 
     async def _part(self, key, upload_id, number, buf, ordered) -> tuple[bytes, str]:
         try:

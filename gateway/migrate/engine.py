@@ -93,6 +93,7 @@ class Migration:
                 await asyncio.gather(*workers, return_exceptions=True)
                 raise
         finally:
+            await copy.Copier.settle(copy.CREATE_GRACE)
             await self.src.close()
             await self.dst.close()
 

@@ -310,3 +310,32 @@ def test_a_spliced_copy_whose_etag_proves_nothing_is_read_back():
     with pytest.raises(CopyError, match="re-read"):
         asyncio.run(Copier(None, "s", bad, "d", cfg)._reread_md5("k", len(body), hashlib.md5(body).hexdigest()))
     assert bad.deleted == [("d", "k")]
+
+
+def test_an_upload_created_after_its_copy_was_stopped_is_aborted_before_the_stores_close(monkeypatch):
+    """A stop during a CreateMultipartUpload slower than the grace: the copy gives up waiting, and
+    ``Copier.settle`` (run before the stores close) still sees the upload made and aborts it."""
+    from gateway.migrate import copy as copy_mod
+    monkeypatch.setattr(copy_mod, "CREATE_GRACE", 0.05)
+    aborted: list[tuple[str, str]] = []
+
+    class SlowDestination:
+        async def create_upload(self, bucket, key, meta):
+            await asyncio.sleep(0.3)
+            return "upload-1"
+
+        async def abort_upload(self, bucket, key, upload_id):
+            aborted.append((key, upload_id))
+
+    async def main() -> None:
+        copier = copy_mod.Copier(None, "s", SlowDestination(), "d", copy_mod.Settings())
+        task = asyncio.create_task(copier._create_upload("k", {}))
+        await asyncio.sleep(0.01)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert aborted == []                       # the grace ran out before the answer
+        await copy_mod.Copier.settle(2.0)
+        assert aborted == [("k", "upload-1")]
+        assert not copy_mod._LATE and not copy_mod._ABORTS
+    asyncio.run(main())
