@@ -221,3 +221,15 @@ def test_internal_records_cannot_be_copied_out(gateway, rgw_s3, bucket):
             call()
         assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
     assert "leak" not in [o["Key"] for o in rgw_s3.list_objects_v2(Bucket=bucket)["Contents"]]
+
+
+def test_a_started_gateway_has_awscrt_loaded_before_any_crc32c_request(rgw, tmp_path):
+    """awscrt is imported lazily (a bulk copy skips it); the gateway loads it at start, so a
+    worker's first CRC32C/CRC64NVME request does not wait ~40 ms for the import."""
+    from tests.gateway_process import GatewayProcess
+    gw = GatewayProcess(tmp_path, upstream=rgw).start()
+    try:
+        maps = open(f"/proc/{gw.proc.pid}/maps").read()
+    finally:
+        gw.stop()
+    assert "_awscrt" in maps

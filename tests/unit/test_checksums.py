@@ -131,7 +131,8 @@ def test_content_encoding_as_written_less_aws_chunked(sent, stored):
 
 
 def test_awscrt_is_loaded_on_first_use_or_by_preload():
-    """A process that meets no CRC32C/CRC64NVME never loads awscrt; the gateway preloads it at start."""
+    """A process that meets no CRC32C/CRC64NVME never loads awscrt; ``preload`` loads it (that the
+    gateway calls it at start: tests/integration/test_checksums_kept.py)."""
     import subprocess
     import sys
     probe = ("import sys, gateway.checksums as c; a = 'awscrt' in sys.modules; {}; "
